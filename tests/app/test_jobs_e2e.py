@@ -1,0 +1,220 @@
+"""End to end through real processes: uvicorn gateway -> Redis -> RQ worker -> ONNX.
+
+One service (gateway + one worker) is shared by this module.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.support import images
+from tests.support.services import Service
+from training.imresize import imresize, modcrop
+from training.metrics import crop_border, psnr, y_channel
+
+WAIT = {"Prefer": "wait=60"}
+
+
+def upscale(service: Service, data: bytes, filename: str = "in.png", **fields: object) -> bytes:
+    with service.client() as client:
+        r = client.post(
+            "/v1/jobs/super-resolve",
+            files={"image": (filename, data)},
+            data={k: str(v) for k, v in fields.items()},
+            headers=WAIT,
+        )
+    assert r.status_code == 200, r.text
+    return r.content
+
+
+def test_sync_wait_returns_the_4x_image(service: Service) -> None:
+    with service.client() as client:
+        r = client.post(
+            "/v1/jobs/super-resolve", files={"image": ("a.png", images.png(images.photo(48, 40)))}, headers=WAIT
+        )
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"] == "image/png"
+    assert r.headers["preference-applied"] == "wait=60"
+    job_id = r.headers["x-job-id"]
+    assert r.headers["content-location"] == f"/v1/jobs/{job_id}/result"
+    assert images.open_image(r.content).size == (192, 160)
+
+
+def test_without_prefer_202_then_poll_then_result(service: Service) -> None:
+    with service.client() as client:
+        r = client.post(
+            "/v1/jobs/super-resolve", files={"image": ("a.png", images.png(images.photo(40, 32)))}, data={"scale": "2"}
+        )
+        assert r.status_code == 202, r.text
+        job = r.json()
+        assert r.headers["location"] == f"/v1/jobs/{job['id']}"
+        assert job["links"] == {"self": f"/v1/jobs/{job['id']}", "result": f"/v1/jobs/{job['id']}/result"}
+        assert job["status"] in ("queued", "running", "succeeded")
+        assert job["task"] == "super-resolve" and job["model"] == "sr-compact-x2"
+        assert job["params"] == {"model": "sr-compact-x2", "output_format": "png", "quality": None, "scale": 2}
+        deadline = time.monotonic() + 30
+        while job["status"] != "succeeded":
+            assert time.monotonic() < deadline, job
+            assert job["status"] in ("queued", "running"), job
+            time.sleep(0.05)
+            job = client.get(f"/v1/jobs/{job['id']}").json()
+        assert job["progress"] == 1.0 and job["attempts"] == 1 and job["error"] is None
+        assert job["timings"]["queued_seconds"] >= 0 and job["timings"]["run_seconds"] > 0
+        assert job["started_at"] and job["finished_at"] and job["created_at"]
+        assert job["result"] == {
+            "content_type": "image/png",
+            "bytes": job["result"]["bytes"],
+            "width": 80,
+            "height": 64,
+        }
+        result = client.get(job["links"]["result"])
+    assert result.status_code == 200
+    assert result.headers["content-type"] == "image/png"
+    assert images.open_image(result.content).size == (80, 64)
+
+
+@pytest.mark.parametrize("scale", [2, 4])
+def test_beats_bicubic_on_a_set5_photo(service: Service, scale: int) -> None:
+    hr = modcrop(np.asarray(Image.open(images.BUTTERFLY).convert("RGB")), scale)
+    lr = imresize(hr, 1 / scale)
+    sr = np.asarray(images.open_image(upscale(service, images.png(lr), scale=scale)).convert("RGB"))
+    bicubic = imresize(lr, scale)
+    ours = psnr(crop_border(y_channel(sr), scale), crop_border(y_channel(hr), scale))
+    base = psnr(crop_border(y_channel(bicubic), scale), crop_border(y_channel(hr), scale))
+    assert ours > base + 1.0, f"x{scale}: service {ours:.2f} dB vs bicubic {base:.2f} dB"
+
+
+def test_jpeg_and_webp_inputs_and_outputs(service: Service) -> None:
+    arr = images.photo(40, 30)
+    out = images.open_image(upscale(service, images.jpeg(arr), "a.jpg", output_format="jpeg", quality=80))
+    assert (out.format, out.size) == ("JPEG", (160, 120))
+    out = images.open_image(upscale(service, images.webp(arr), "a.webp", output_format="webp"))
+    assert (out.format, out.size) == ("WEBP", (160, 120))
+
+
+def test_exif_orientation_is_applied(service: Service) -> None:
+    arr = images.photo(40, 24)  # stored landscape, displayed portrait (orientation 6: rotate 90 CW)
+    out = images.open_image(upscale(service, images.jpeg(arr, orientation=6), "a.jpg"))
+    assert out.size == (96, 160)
+    assert out.getexif().get(0x0112) in (None, 1)
+
+
+def test_icc_profile_is_kept(service: Service) -> None:
+    icc = images.srgb_icc()
+    out = images.open_image(upscale(service, images.png(images.photo(32, 32), icc_profile=icc)))
+    assert out.info.get("icc_profile") == icc
+
+
+def test_rgba_keeps_alpha_without_dark_halo(service: Service) -> None:
+    out = images.open_image(upscale(service, images.png(images.rgba_disc(48, 40))))
+    assert out.format == "WEBP" and out.mode == "RGBA" and out.size == (192, 160)  # alpha inputs default to webp
+    arr = np.asarray(out).astype(int)
+    visible = arr[..., 3] > 128
+    assert visible.sum() > 1000
+    # The hidden colour under transparent pixels is black: without colour bleeding the
+    # upscaled edge of the red disc would turn dark.
+    assert arr[..., 0][visible].min() > 180, arr[..., 0][visible].min()
+    assert arr[..., 3][~visible].max() <= 128 and arr[0, 0, 3] < 10
+
+
+def test_gray_stays_gray(service: Service) -> None:
+    out = images.open_image(upscale(service, images.png(images.photo(40, 32)[..., 0])))
+    assert (out.mode, out.size) == ("L", (160, 128))
+
+
+def test_16bit_gray_stays_16bit(service: Service) -> None:
+    out = images.open_image(upscale(service, images.png(images.gray16(40, 32))))
+    assert out.mode.startswith("I") and out.size == (160, 128)
+    assert np.asarray(out).max() > 255  # real 16-bit values, not 8-bit scaled
+
+
+def test_16bit_rgb_stays_16bit(service: Service) -> None:
+    arr16 = (images.photo(40, 32).astype(np.uint16) * 257) + 128
+    data = upscale(service, images.png16_rgb(arr16))
+    import cv2
+
+    out = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    assert out.dtype == np.uint16 and out.shape == (128, 160, 3)
+    assert (out % 257).any()  # precision finer than 8 bits survived
+
+
+def test_palette_image(service: Service) -> None:
+    out = images.open_image(upscale(service, images.palette_png(images.photo(40, 32))))
+    assert (out.mode, out.size) == ("RGB", (160, 128))
+
+
+def test_large_image_is_tiled_with_progress(service: Service) -> None:
+    """An image bigger than one tile runs in several; progress is reported between."""
+    with service.client() as client:
+        r = client.post(
+            "/v1/jobs/super-resolve",
+            files={"image": ("a.png", images.png(images.photo(600, 300)))},
+            data={"scale": "2"},
+        )
+        job_id = r.json()["id"]
+        seen = set()
+        deadline = time.monotonic() + 60
+        while (job := client.get(f"/v1/jobs/{job_id}").json())["status"] != "succeeded":
+            assert time.monotonic() < deadline and job["status"] in ("queued", "running"), job
+            seen.add(job["progress"])
+            time.sleep(0.02)
+        out = images.open_image(client.get(f"/v1/jobs/{job_id}/result").content)
+    assert out.size == (1200, 600)
+    assert any(0 < p < 1 for p in seen), f"no intermediate progress seen: {sorted(seen)}"
+
+
+def test_models_lists_the_shipped_cards(service: Service) -> None:
+    with service.client() as client:
+        cards = client.get("/v1/models").json()["models"]
+        one = client.get("/v1/models/sr-compact-x4").json()
+        missing = client.get("/v1/models/nope")
+    by_id = {c["id"]: c for c in cards}
+    assert {"sr-compact-x4", "sr-compact-x2"} <= set(by_id)
+    assert one == by_id["sr-compact-x4"]
+    assert one["task"] == "super-resolve" and one["scale"] == 4 and one["io"]["inputs"][0]["name"] == "input"
+    assert one["quality"]["results"]["Set14"]["model"]["psnr"] > one["quality"]["results"]["Set14"]["bicubic"]["psnr"]
+    assert missing.status_code == 404 and missing.headers["content-type"] == "application/problem+json"
+
+
+def test_health_ready_metrics_docs(service: Service) -> None:
+    upscale(service, images.png(images.photo(16, 16)))
+    with service.client() as client:
+        assert client.get("/healthz").json() == {"status": "ok"}
+        ready = client.get("/readyz")
+        assert ready.status_code == 200
+        assert ready.json()["queues"]["super-resolve"]["workers"] == 1
+        metrics = client.get("/metrics").text
+        assert 'imgenhance_http_requests_total{method="POST",route="/v1/jobs/super-resolve",status="200"}' in metrics
+        assert 'imgenhance_workers_alive{queue="super-resolve"} 1.0' in metrics
+        assert 'imgenhance_queue_depth{queue="super-resolve"}' in metrics
+        assert "imgenhance_http_request_duration_seconds_bucket" in metrics
+        assert 'imgenhance_jobs_submitted_total{model="sr-compact-x4",task="super-resolve"}' in metrics
+        assert client.get("/docs").status_code == 200
+        spec = client.get("/openapi.json").json()
+    assert {"/v1/jobs/super-resolve", "/v1/jobs/{job_id}", "/v1/jobs/{job_id}/result", "/v1/models"} <= set(
+        spec["paths"]
+    )
+
+
+def test_unknown_job_is_404_problem(service: Service) -> None:
+    with service.client() as client:
+        for path in ("/v1/jobs/0123", "/v1/jobs/0123/result"):
+            r = client.get(path)
+            assert r.status_code == 404 and r.headers["content-type"] == "application/problem+json"
+            assert r.json()["code"] == "job-not-found"
+        assert client.delete("/v1/jobs/0123").status_code == 404
+
+
+def test_result_of_finished_job_can_be_read_twice_and_not_canceled(service: Service) -> None:
+    with service.client() as client:
+        r = client.post(
+            "/v1/jobs/super-resolve", files={"image": ("a.png", images.png(images.photo(16, 16)))}, headers=WAIT
+        )
+        job_id = r.headers["x-job-id"]
+        assert client.get(f"/v1/jobs/{job_id}/result").content == r.content
+        refused = client.delete(f"/v1/jobs/{job_id}")
+    assert refused.status_code == 409 and refused.json()["code"] == "job-not-cancelable"

@@ -1,0 +1,72 @@
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from imgenhance.catalog import Catalog, UnknownModel
+from imgenhance.settings import Settings
+
+MODELS = Path(__file__).resolve().parents[2] / "models"
+
+
+def test_env_names_and_lists(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REDIS_URL", "redis://h:1/2")
+    monkeypatch.setenv("IMGENHANCE_API_KEYS", " a, b ,")
+    monkeypatch.setenv("IMGENHANCE_ORT_PROVIDERS", "cuda,cpu")
+    s = Settings()
+    assert (s.redis_url, s.api_keys, s.ort_providers, s.embedded) == (
+        "redis://h:1/2",
+        ["a", "b"],
+        ["cuda", "cpu"],
+        False,
+    )
+
+
+def test_public_bind_without_keys_is_refused() -> None:
+    with pytest.raises(ValidationError, match="without API keys"):
+        Settings(host="0.0.0.0")
+    assert Settings(host="0.0.0.0", api_keys=["k"]).api_keys == ["k"]
+    assert Settings(host="0.0.0.0", allow_anonymous=True).allow_anonymous
+    assert Settings(host="::1").host == "::1"
+
+
+def test_tile_overlap_must_leave_room() -> None:
+    with pytest.raises(ValidationError, match="TILE_OVERLAP"):
+        Settings(tile_size=64, tile_overlap=32)
+
+
+def test_catalog_resolves_defaults_names_and_scales() -> None:
+    catalog = Catalog.load(MODELS)
+    assert catalog.tasks() == ["super-resolve"]
+    assert catalog.resolve("super-resolve", scale=4).id == "sr-compact-x4"
+    assert catalog.resolve("super-resolve", scale=2).id == "sr-compact-x2"
+    assert catalog.resolve("super-resolve", "sr-compact-x2").scale == 2
+    with pytest.raises(UnknownModel, match="no super-resolve model named 'x'"):
+        catalog.resolve("super-resolve", "x")
+    with pytest.raises(UnknownModel, match="upscales x2, but scale=4"):
+        catalog.resolve("super-resolve", "sr-compact-x2", 4)
+    with pytest.raises(UnknownModel, match="no denoise model"):
+        catalog.resolve("denoise")
+
+
+def test_two_defaults_for_one_task_and_scale_are_refused(tmp_path: Path) -> None:
+    shutil.copy(MODELS / "sr-compact-x4.json", tmp_path / "a.json")
+    card = json.loads((MODELS / "sr-compact-x4.json").read_text())
+    card["id"] = "other"
+    (tmp_path / "b.json").write_text(json.dumps(card))
+    with pytest.raises(AssertionError, match="more than one default"):
+        Catalog.load(tmp_path)
+
+
+def test_shipped_cards_state_their_contract_and_quality() -> None:
+    for card in Catalog.load(MODELS):
+        assert (MODELS / card.file).exists()
+        assert card.io.inputs[0].shape == [-1, 3, -1, -1] and card.io.value_range == (0.0, 1.0)
+        assert card.training.command.startswith("python -m training train")
+        for set_name in ("Set5", "Set14"):
+            gain = card.quality["gain_over_bicubic_db"][set_name]
+            assert gain > 0.5, f"{card.id} on {set_name}: {gain} dB"

@@ -1,0 +1,52 @@
+"""Generator architectures by name: the one table that maps a checkpoint's
+``arch.name`` to the class that rebuilds it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch import nn
+
+from training.archs.rrdb import RRDBNet
+from training.archs.srvgg import SRVGGNetCompact
+
+ARCHS: dict[str, type[nn.Module]] = {
+    "SRVGGNetCompact": SRVGGNetCompact,
+    "RRDBNet": RRDBNet,
+}
+
+
+# Each class names its scale argument after its upstream; this keeps that in one place.
+SCALE_ARG = {"SRVGGNetCompact": "upscale", "RRDBNet": "scale"}
+
+
+def full_args(name: str, args: dict[str, Any], scale: int) -> dict[str, Any]:
+    """The constructor arguments with the scale filled in, as checkpoints store them."""
+    assert name in ARCHS, f"unknown architecture {name!r}; known: {sorted(ARCHS)}"
+    return {**args, SCALE_ARG[name]: scale}
+
+
+def build(name: str, args: dict[str, Any]) -> nn.Module:
+    assert name in ARCHS, f"unknown architecture {name!r}; known: {sorted(ARCHS)}"
+    return ARCHS[name](**args)
+
+
+def count_params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def size_multiple(name: str, args: dict[str, Any]) -> int:
+    """Input sides must be multiples of this (RRDBNet pixel-unshuffles at x2 and x1)."""
+    if name == "RRDBNet":
+        return {4: 1, 2: 2, 1: 4}[args.get("scale", 4)]
+    return 1
+
+
+def receptive_radius(name: str, args: dict[str, Any]) -> int:
+    """Low-resolution pixels of context each side that a tile needs to match the
+    untiled output; the worker's tiler uses at least this much overlap."""
+    if name == "SRVGGNetCompact":
+        return SRVGGNetCompact.receptive_radius(args.get("num_conv", 16))
+    # RRDB: 5 convs per RDB, 3 RDBs per block, plus the head and tail convs;
+    # the effective field is far smaller than this bound, so cap it.
+    return min(64, 15 * args.get("num_block", 23) + 6)

@@ -1,0 +1,99 @@
+"""Training and validation images: folder loading, degradation pairs, random patches.
+
+Every image is loaded once, its low-resolution twin made once with the MATLAB bicubic
+of ``training.imresize`` (the protocol the evaluation uses), and both are kept as
+uint8 tensors on the training device, so a batch is a handful of slices with no
+loader processes: on a GPU the step, not the data, sets the pace.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from training.imresize import imresize, modcrop
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
+
+
+def list_images(folders: Iterable[Path]) -> list[Path]:
+    files = [p for folder in folders for p in sorted(Path(folder).iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES]
+    assert files, f"no images found in {list(folders)}: check --data-root and the config's folders"
+    return files
+
+
+def load_rgb(path: Path) -> np.ndarray:
+    with Image.open(path) as im:
+        return np.asarray(im.convert("RGB"))
+
+
+@dataclass(frozen=True)
+class SRPair:
+    name: str
+    hr: np.ndarray  # HxWx3 uint8, sides multiples of the scale
+    lr: np.ndarray  # (H/s)x(W/s)x3 uint8, MATLAB bicubic
+
+
+def make_sr_pairs(paths: Iterable[Path], scale: int) -> list[SRPair]:
+    pairs = []
+    for path in paths:
+        hr = modcrop(load_rgb(path), scale)
+        pairs.append(SRPair(path.stem, hr, imresize(hr, 1 / scale)))
+    return pairs
+
+
+def _to_chw(img: np.ndarray, device: torch.device) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1))).to(device)
+
+
+def augment(*tensors: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, ...]:
+    """The same random flip / 90-degree rotation applied to each (C, H, W) tensor."""
+    flip_h, flip_v, transpose = torch.randint(0, 2, (3,), generator=generator).tolist()
+    out = []
+    for t in tensors:
+        if flip_h:
+            t = t.flip(-1)
+        if flip_v:
+            t = t.flip(-2)
+        if transpose:
+            t = t.transpose(-1, -2)
+        out.append(t)
+    return tuple(out)
+
+
+class PatchSampler:
+    """Random aligned (LR, HR) patches from in-memory pairs, as float [0, 1] batches."""
+
+    def __init__(self, pairs: list[SRPair], scale: int, lr_patch: int, device: torch.device, seed: int) -> None:
+        usable = [p for p in pairs if min(p.lr.shape[:2]) >= lr_patch]
+        assert usable, f"no training image is at least {lr_patch}px at low resolution; lower lr_patch"
+        self.scale, self.lr_patch, self.device = scale, lr_patch, device
+        self.lr = [_to_chw(p.lr, device) for p in usable]
+        self.hr = [_to_chw(p.hr, device) for p in usable]
+        # Sample images in proportion to their area so big photos are not under-used.
+        areas = torch.tensor([float(t.shape[1] * t.shape[2]) for t in self.lr])
+        self.weights = areas / areas.sum()
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def __len__(self) -> int:
+        return len(self.lr)
+
+    def sample(self, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+        g, p, s = self.generator, self.lr_patch, self.scale
+        picks = torch.multinomial(self.weights, batch_size, replacement=True, generator=g).tolist()
+        lrs, hrs = [], []
+        for i in picks:
+            lr_img, hr_img = self.lr[i], self.hr[i]
+            y = int(torch.randint(0, lr_img.shape[1] - p + 1, (1,), generator=g))
+            x = int(torch.randint(0, lr_img.shape[2] - p + 1, (1,), generator=g))
+            lr_crop = lr_img[:, y : y + p, x : x + p]
+            hr_crop = hr_img[:, y * s : (y + p) * s, x * s : (x + p) * s]
+            lr_crop, hr_crop = augment(lr_crop, hr_crop, generator=g)
+            lrs.append(lr_crop)
+            hrs.append(hr_crop)
+        return torch.stack(lrs).float() / 255.0, torch.stack(hrs).float() / 255.0

@@ -1,0 +1,41 @@
+"""Rebuild the PyTorch module of a shipped model from its card and ONNX weights.
+
+Used to compare ONNX Runtime with PyTorch on exactly the weights the service runs,
+without the training checkpoint. Initialisers keep their state-dict names, except
+PReLU slopes: the exporter renames them, and ``prelu-as-batchnorm`` moves them into
+``<output>/prelu/a``; either way they are matched to the PReLU modules in graph order.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import torch
+from onnx import numpy_helper
+from torch import nn
+
+from imgenhance.cards import read_card
+from training import archs
+
+
+def load_from_card(card_path: Path) -> nn.Module:
+    card = read_card(card_path)
+    model = archs.build(card.architecture.name, card.architecture.args).eval()
+    graph = onnx.load(str(Path(card_path).parent / card.file)).graph
+    weights = {init.name: numpy_helper.to_array(init) for init in graph.initializer}
+    state = model.state_dict()
+    prelu_slopes = [weights[n.input[1]] for n in graph.node if n.op_type == "PRelu"] + [
+        weights[n.input[1]]
+        for n in graph.node
+        if n.op_type == "BatchNormalization" and n.input[1].endswith("/prelu/a")
+    ]
+    prelu_keys = [f"{name}.weight" for name, m in model.named_modules() if isinstance(m, nn.PReLU)]
+    assert len(prelu_slopes) == len(prelu_keys), "PReLU count differs between the ONNX graph and the architecture"
+    for key, slope in zip(prelu_keys, prelu_slopes, strict=True):
+        weights[key] = slope.reshape(state[key].shape)
+    missing = [k for k in state if k not in weights]
+    assert not missing, f"{card.file} lacks weights for {missing[:5]}"
+    model.load_state_dict({k: torch.from_numpy(np.array(weights[k])) for k in state})
+    return model

@@ -1,0 +1,60 @@
+"""Pictures of a training run: loss and validation curves, before/after sample grids."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+from PIL import Image, ImageDraw
+
+
+def save_curves(history: Sequence[dict[str, Any]], path: Path, baseline_psnr: float | None = None) -> None:
+    """Training loss (log scale) and validation PSNR against step, side by side."""
+    steps = [h["step"] for h in history]
+    fig, (ax_loss, ax_val) = plt.subplots(1, 2, figsize=(11, 4))
+    ax_loss.plot(steps, [h["loss"] for h in history], label="train loss")
+    ax_loss.set_yscale("log")
+    ax_loss.set_xlabel("step")
+    ax_loss.set_title("training loss")
+    ax_loss.grid(alpha=0.3)
+    ax_val.plot(steps, [h["val_psnr"] for h in history], marker="o", ms=3, label="model (EMA)")
+    if "train_psnr" in history[0]:
+        ax_val.plot(steps, [h["train_psnr"] for h in history], alpha=0.6, label="train patches")
+    if baseline_psnr is not None:
+        ax_val.axhline(baseline_psnr, color="gray", ls="--", label="bicubic")
+    ax_val.set_xlabel("step")
+    ax_val.set_ylabel("PSNR (dB)")
+    ax_val.set_title("validation PSNR")
+    ax_val.grid(alpha=0.3)
+    ax_val.legend()
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def centre_crop(img: np.ndarray, size: int) -> np.ndarray:
+    h, w = img.shape[:2]
+    top, left = max(0, (h - size) // 2), max(0, (w - size) // 2)
+    return img[top : top + size, left : left + size]
+
+
+def save_grid(rows: Sequence[Sequence[np.ndarray]], titles: Sequence[str], path: Path) -> None:
+    """Rows of equally sized uint8 RGB tiles with column titles, written as one PNG."""
+    tile_h, tile_w = rows[0][0].shape[:2]
+    pad, head = 4, 16
+    grid = Image.new("RGB", (len(titles) * (tile_w + pad) + pad, len(rows) * (tile_h + pad) + pad + head), "white")
+    draw = ImageDraw.Draw(grid)
+    for c, title in enumerate(titles):
+        draw.text((pad + c * (tile_w + pad), 2), title, fill="black")
+    for r, row in enumerate(rows):
+        for c, tile in enumerate(row):
+            grid.paste(Image.fromarray(tile), (pad + c * (tile_w + pad), head + pad + r * (tile_h + pad)))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    grid.save(path)

@@ -1,0 +1,1 @@
+"""RQ workers that run the models with ONNX Runtime. Never imports torch."""

@@ -1,0 +1,82 @@
+"""Starting workers: ``imgenhance worker`` (one process, deployment mode) and the
+in-process workers of embedded mode, both built by ``build_worker``."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import uuid
+
+from prometheus_client import start_http_server
+from redis import Redis
+from rq.queue import Queue
+
+from imgenhance.catalog import Catalog
+from imgenhance.jobs import SERIALIZER
+from imgenhance.settings import Settings
+from worker import context
+from worker.rqworker import InferenceWorker
+from worker.runtime import Runtime
+
+log = logging.getLogger("imgenhance.worker")
+
+
+def build_runtime(settings: Settings, connection: Redis) -> Catalog:
+    """Load every model once and make it available to job functions in this process."""
+    catalog = Catalog.load(settings.models_dir)
+    assert len(catalog), f"no model cards in {settings.models_dir}: nothing to serve"
+    context.install(context.WorkerContext(settings, Runtime(catalog, settings), connection))
+    return catalog
+
+
+def build_worker(settings: Settings, connection: Redis, catalog: Catalog, in_thread: bool = False) -> InferenceWorker:
+    queues = [Queue(task, connection=connection, serializer=SERIALIZER) for task in catalog.tasks()]
+    name = f"{socket.gethostname()}.{os.getpid()}.{uuid.uuid4().hex[:6]}"
+    return InferenceWorker(
+        queues,
+        connection=connection,
+        serializer=SERIALIZER,
+        name=name,
+        liveness_ttl=settings.liveness_ttl_seconds,
+        heartbeat_seconds=settings.heartbeat_seconds,
+        # The gateway's reaper cleans registries every few seconds; this is the fallback.
+        maintenance_interval=60,
+        in_thread=in_thread,
+    )
+
+
+def run(settings: Settings) -> None:
+    """Deployment mode: one worker in this process's main thread, until SIGTERM."""
+    assert settings.redis_url, "imgenhance worker needs REDIS_URL (embedded mode runs workers inside `serve`)"
+    connection = Redis.from_url(settings.redis_url)
+    catalog = build_runtime(settings, connection)
+    if settings.metrics_port:
+        start_http_server(settings.metrics_port)
+        log.info("worker metrics on :%d/metrics", settings.metrics_port)
+    build_worker(settings, connection, catalog).work(logging_level="INFO")
+
+
+class EmbeddedWorkers:
+    """Workers on threads of the serving process, sharing one set of loaded models."""
+
+    def __init__(self, settings: Settings, connection: Redis) -> None:
+        catalog = build_runtime(settings, connection)
+        self.workers = [
+            build_worker(settings, connection, catalog, in_thread=True) for _ in range(settings.embedded_workers)
+        ]
+        self.threads = [
+            threading.Thread(target=w.work, kwargs={"logging_level": "INFO"}, name=f"worker-{i}", daemon=True)
+            for i, w in enumerate(self.workers)
+        ]
+
+    def start(self) -> None:
+        for t in self.threads:
+            t.start()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        for w in self.workers:
+            w.stop_after_current_job()
+        for t in self.threads:
+            t.join(timeout)

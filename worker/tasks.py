@@ -1,0 +1,102 @@
+"""The job function RQ runs: ``run_job(task, params)`` (``imgenhance.jobs.ENTRYPOINT``).
+
+Input bytes come from Redis under the job's input key, the encoded result goes back
+under its result key, progress and timings go into ``job.meta``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from redis import Redis
+from rq import get_current_job
+from rq.job import Job
+
+from imgenhance.jobs import PARAMS, JobCanceled, JobError, cancel_key, input_key, publish, result_key
+from worker import context, metrics
+from worker.codec import decode, encode
+from worker.pipeline import PIPELINES, TileSettings
+
+log = logging.getLogger("imgenhance.worker")
+
+
+class ProgressReporter:
+    """Stores progress in ``job.meta`` (at most every ``interval`` s) and announces it;
+    between tile batches it honours a cancel request."""
+
+    def __init__(self, job: Job, connection: Redis, interval: float = 0.25) -> None:
+        self.job, self.connection, self.interval = job, connection, interval
+        self.last = 0.0
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.connection.exists(cancel_key(self.job.id)):
+            raise JobCanceled()
+        now = time.monotonic()
+        if done < total and now - self.last < self.interval:
+            return
+        self.last = now
+        self.job.meta["progress"] = round(done / total, 4)
+        self.job.meta["tiles"] = [done, total]
+        self.job.save_meta()
+        publish(self.connection, self.job.id, status="running", progress=self.job.meta["progress"])
+
+
+def run_job(task: str, params: dict[str, Any]) -> dict[str, Any]:
+    job = get_current_job()
+    assert job is not None, "run_job must run inside an RQ worker"
+    ctx = context.current()
+    spec = PARAMS[task].model_validate(params)
+    model = ctx.runtime.get(spec.model)
+    labels = {"task": task, "model": spec.model}
+    start = time.perf_counter()
+    if job.enqueued_at and job.started_at:
+        metrics.JOB_QUEUE_WAIT_SECONDS.labels(task=task).observe((job.started_at - job.enqueued_at).total_seconds())
+    job.meta.update(progress=0.0, attempts=int(job.meta.get("attempts", 0)) + 1, model=spec.model)
+    job.save_meta()
+    publish(ctx.connection, job.id, status="running", progress=0.0)
+    try:
+        data = ctx.connection.get(input_key(job.id))
+        if not isinstance(data, bytes):
+            raise JobError(
+                f"the upload expired before a worker took the job (inputs live {ctx.settings.data_ttl_seconds} s)"
+            )
+        picture = decode(data)
+        tiles = TileSettings(ctx.settings.tile_size, ctx.settings.tile_overlap, ctx.settings.tile_batch)
+        infer_start = time.perf_counter()
+        result = PIPELINES[task](picture, model, tiles, ProgressReporter(job, ctx.connection))
+        inference = time.perf_counter() - infer_start
+        body, content_type = encode(result, spec.output_format, spec.quality)
+        ctx.connection.set(result_key(job.id), body, ex=ctx.settings.data_ttl_seconds)
+    except JobCanceled:
+        job.retries_left = 0  # a canceled job must not be retried
+        job.meta["canceled"] = True
+        metrics.JOBS.labels(**labels, status="canceled").inc()
+        raise
+    except Exception:
+        metrics.JOBS.labels(**labels, status="failed").inc()
+        raise
+    run_seconds = time.perf_counter() - start
+    metrics.JOBS.labels(**labels, status="succeeded").inc()
+    metrics.JOB_RUN_SECONDS.labels(**labels).observe(run_seconds)
+    metrics.INFERENCE_SECONDS.labels(**labels).observe(inference)
+    job.meta.update(progress=1.0, run_seconds=round(run_seconds, 4), inference_seconds=round(inference, 4))
+    job.save_meta()
+    log.info(
+        "job %s: %s %dx%d -> %dx%d in %.3fs",
+        job.id,
+        task,
+        picture.width,
+        picture.height,
+        result.width,
+        result.height,
+        run_seconds,
+    )
+    return {
+        "content_type": content_type,
+        "bytes": len(body),
+        "width": result.width,
+        "height": result.height,
+        "model": spec.model,
+    }
