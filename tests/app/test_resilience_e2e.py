@@ -70,9 +70,10 @@ def test_job_fails_visibly_when_its_only_worker_dies_and_no_retries_are_left(mak
     assert final["error_kind"] == "internal"
     with svc.client() as client:
         r = client.get(f"/v1/jobs/{job_id}/result")
-        ready = client.get("/readyz")
-    assert r.status_code == 409 and "stopped unexpectedly" in r.json()["detail"]
-    assert ready.status_code == 503 and ready.json()["code"] == "not-ready"  # its only worker is gone
+        assert r.status_code == 409 and "stopped unexpectedly" in r.json()["detail"]
+        # its only worker is gone: readiness drops once the worker's key expires (liveness TTL)
+        wait_until(lambda: client.get("/readyz").status_code == 503, 15, 0.2, "readiness to drop")
+        assert client.get("/readyz").json()["code"] == "not-ready"
 
 
 def test_cancel_a_queued_job(make_service) -> None:  # type: ignore[no-untyped-def]
