@@ -24,5 +24,12 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def describe(values: list[float], unit: float = 1e3, suffix: str = "ms") -> str:
-    return (f"median {statistics.median(values) * unit:8.1f} {suffix}   p90 {percentile(values, 90) * unit:8.1f} {suffix}"
-            f"   (n={len(values)})")
+    return (
+        f"median {statistics.median(values) * unit:8.1f} {suffix}   p90 {percentile(values, 90) * unit:8.1f} {suffix}"
+        f"   (n={len(values)})"
+    )
+
+
+def ort_providers(name: str) -> list[str]:
+    """``--provider cuda`` or ``cpu`` as an ONNX Runtime provider list."""
+    return ["CUDAExecutionProvider", "CPUExecutionProvider"] if name == "cuda" else ["CPUExecutionProvider"]

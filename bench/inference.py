@@ -18,9 +18,9 @@ import onnxruntime as ort
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench.common import describe, timings  # noqa: E402
-from imgenhance.cards import read_card  # noqa: E402
-from training.from_onnx import load_from_card  # noqa: E402
+from bench.common import describe, ort_providers, timings
+from imgenhance.cards import read_card
+from training.from_onnx import load_from_card
 
 MODELS = Path(__file__).resolve().parents[1] / "models"
 
@@ -54,7 +54,7 @@ def main() -> None:
 
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = args.threads
-    providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if args.provider == "cuda" else ["CPUExecutionProvider"]
+    providers = ort_providers(args.provider)
     session = ort.InferenceSession(str(MODELS / card.file), opts, providers=providers)
 
     def run_ort() -> np.ndarray:
@@ -64,8 +64,10 @@ def main() -> None:
     diff = float(np.abs(run_torch() - run_ort()).max())
     t_torch = timings(run_torch, args.repeats, warmup=2)
     t_ort = timings(run_ort, args.repeats, warmup=2)
-    print(f"{args.model} ({card.architecture.params:,} params), input {args.batch}x3x{args.size}x{args.size}, "
-          f"{args.threads} threads, {session.get_providers()[0]} / torch {torch.__version__} on {device}")
+    print(
+        f"{args.model} ({card.architecture.params:,} params), input {args.batch}x3x{args.size}x{args.size}, "
+        f"{args.threads} threads, {session.get_providers()[0]} / torch {torch.__version__} on {device}"
+    )
     print(f"  PyTorch eager : {describe(t_torch)}")
     print(f"  ONNX Runtime  : {describe(t_ort)}")
     print(f"  ratio (PyTorch / ORT, medians): {statistics.median(t_torch) / statistics.median(t_ort):.2f}x")

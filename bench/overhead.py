@@ -18,9 +18,9 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench.common import percentile  # noqa: E402
-from tests.support import images  # noqa: E402
-from tests.support.services import Service  # noqa: E402
+from bench.common import percentile
+from tests.support import images
+from tests.support.services import Service
 
 
 def main() -> None:
@@ -47,8 +47,9 @@ def main() -> None:
             with service.client() as client:
                 for i in range(args.requests + 10):
                     start = time.perf_counter()
-                    r = client.post("/v1/jobs/super-resolve", files={"image": ("a.png", data)},
-                                    headers={"Prefer": "wait=30"})
+                    r = client.post(
+                        "/v1/jobs/super-resolve", files={"image": ("a.png", data)}, headers={"Prefer": "wait=30"}
+                    )
                     latency = time.perf_counter() - start
                     assert r.status_code == 200, r.text
                     job = client.get(f"/v1/jobs/{r.headers['x-job-id']}").json()
@@ -62,7 +63,9 @@ def main() -> None:
     def show(name: str, values: list[float]) -> None:
         print(f"  {name:34s} p50 {percentile(values, 50) * 1e3:7.2f} ms   p99 {percentile(values, 99) * 1e3:7.2f} ms")
 
-    print(f"{args.requests} sequential {args.size}x{args.size} x4 jobs, gateway + 1 worker, Redis at {url.split('?')[0]}")
+    print(
+        f"{args.requests} sequential {args.size}x{args.size} x4 jobs, gateway + 1 worker, Redis at {url.split('?')[0]}"
+    )
     latency = [r[0] for r in rows]
     model = [float(r[1]["timings"]["inference_seconds"]) for r in rows]
     show("end-to-end latency (client)", latency)

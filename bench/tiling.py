@@ -17,10 +17,10 @@ import onnxruntime as ort
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench.common import describe, timings  # noqa: E402
-from tests.support.images import BUTTERFLY  # noqa: E402
-from worker.pipeline import TileSettings, count_tiles  # noqa: E402
-from worker.tiling import run_tiled  # noqa: E402
+from bench.common import describe, ort_providers, timings
+from tests.support.images import BUTTERFLY
+from worker.pipeline import TileSettings, count_tiles
+from worker.tiling import run_tiled
 
 MODELS = Path(__file__).resolve().parents[1] / "models"
 
@@ -39,7 +39,7 @@ def main() -> None:
 
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = args.threads
-    providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if args.provider == "cuda" else ["CPUExecutionProvider"]
+    providers = ort_providers(args.provider)
     session = ort.InferenceSession(str(MODELS / f"{args.model}.onnx"), opts, providers=providers)
     scale = session.run(None, {"input": np.zeros((1, 3, 8, 8), np.float32)})[0].shape[2] // 8
 
@@ -55,13 +55,20 @@ def main() -> None:
     t_full = timings(lambda: infer(img[None]), args.repeats)
     t_tiled = timings(lambda: run_tiled(img, infer, scale, args.tile, args.overlap, args.batch), args.repeats)
     tiles = count_tiles(args.size, args.size, TileSettings(args.tile, args.overlap, args.batch), 1)
-    print(f"{args.model} on {args.size}x{args.size} -> {args.size * scale}x{args.size * scale}, "
-          f"{session.get_providers()[0]}, {tiles} tiles of <= {args.tile} px, overlap {args.overlap}")
+    print(
+        f"{args.model} on {args.size}x{args.size} -> {args.size * scale}x{args.size * scale}, "
+        f"{session.get_providers()[0]}, {tiles} tiles of <= {args.tile} px, overlap {args.overlap}"
+    )
     print(f"  untiled : {describe(t_full, 1, 's')}")
     print(f"  tiled   : {describe(t_tiled, 1, 's')}")
-    print(f"  ratio tiled / untiled (medians): {statistics.median(t_tiled) / statistics.median(t_full):.3f}x  (goal <= 1.15x)")
-    print(f"  PSNR tiled vs untiled: {10 * np.log10(1 / mse) if mse else float('inf'):.1f} dB  (goal >= 50 dB); "
-          f"max abs diff {np.abs(tiled - untiled).max():.2e}")
+    print(
+        f"  ratio tiled / untiled (medians): {statistics.median(t_tiled) / statistics.median(t_full):.3f}x"
+        "  (goal <= 1.15x)"
+    )
+    print(
+        f"  PSNR tiled vs untiled: {10 * np.log10(1 / mse) if mse else float('inf'):.1f} dB  (goal >= 50 dB); "
+        f"max abs diff {np.abs(tiled - untiled).max():.2e}"
+    )
 
 
 if __name__ == "__main__":

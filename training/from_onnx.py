@@ -27,9 +27,7 @@ def load_from_card(card_path: Path) -> nn.Module:
     weights = {init.name: numpy_helper.to_array(init) for init in graph.initializer}
     state = model.state_dict()
     prelu_slopes = [weights[n.input[1]] for n in graph.node if n.op_type == "PRelu"] + [
-        weights[n.input[1]]
-        for n in graph.node
-        if n.op_type == "BatchNormalization" and n.input[1].endswith("/prelu/a")
+        weights[n.input[1]] for n in graph.node if n.op_type == "BatchNormalization" and n.input[1].endswith("/prelu/a")
     ]
     prelu_keys = [f"{name}.weight" for name, m in model.named_modules() if isinstance(m, nn.PReLU)]
     assert len(prelu_slopes) == len(prelu_keys), "PReLU count differs between the ONNX graph and the architecture"

@@ -15,6 +15,16 @@ import onnx
 from onnx import helper, numpy_helper
 
 
+def _channel_scale(inp: str, prefix: str, factor: str, out: str) -> onnx.NodeProto:
+    """out = inp * factor per channel, as a BatchNormalization (mean 0, var 1, bias 0)."""
+    return helper.make_node(
+        "BatchNormalization",
+        [inp, f"{prefix}/{factor}", f"{prefix}/zero", f"{prefix}/zero", f"{prefix}/one"],
+        [out],
+        epsilon=0.0,
+    )
+
+
 def prelu_as_batchnorm(model: onnx.ModelProto) -> int:
     """Rewrite in place every PRelu whose slope is a constant; returns how many."""
     graph = model.graph
@@ -38,18 +48,10 @@ def prelu_as_batchnorm(model: onnx.ModelProto) -> int:
         ):
             graph.initializer.append(numpy_helper.from_array(value, f"{prefix}/{suffix}"))
 
-        def scale(inp: str, factor: str, out: str) -> onnx.NodeProto:
-            return helper.make_node(
-                "BatchNormalization",
-                [inp, f"{prefix}/{factor}", f"{prefix}/zero", f"{prefix}/zero", f"{prefix}/one"],
-                [out],
-                epsilon=0.0,
-            )
-
         nodes += [
             helper.make_node("Relu", [x], [f"{prefix}/relu"]),
-            scale(x, "a", f"{prefix}/neg"),
-            scale(f"{prefix}/relu", "1-a", f"{prefix}/pos"),
+            _channel_scale(x, prefix, "a", f"{prefix}/neg"),
+            _channel_scale(f"{prefix}/relu", prefix, "1-a", f"{prefix}/pos"),
             helper.make_node("Add", [f"{prefix}/neg", f"{prefix}/pos"], [y]),
         ]
         rewritten += 1
