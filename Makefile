@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip install --disable-pip-version-check -q
 DATA   ?= ../shared/datasets
 
-.PHONY: serve test lint format bench train-sr export-sr eval clean
+.PHONY: serve test lint format bench train-sr train-denoise train-realworld export-all eval clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -44,9 +44,19 @@ train-sr: $(VENV)/.dev  ## retrain the shipped super-resolution models (GPU reco
 	$(BIN)/python -m training --data-root $(DATA) train --config training/configs/sr_compact_x4.toml
 	$(BIN)/python -m training --data-root $(DATA) train --config training/configs/sr_compact_x2.toml
 
-export-sr: $(VENV)/.dev  ## export, check parity, evaluate and write the cards
+train-denoise: $(VENV)/.dev  ## retrain the shipped denoiser (GPU recommended)
+	$(BIN)/python -m training --data-root $(DATA) train --config training/configs/denoise_unet.toml
+
+train-realworld: $(VENV)/.dev  ## real-world x4: PSNR stage from sr-compact-x4, then GAN stage (after train-sr)
+	$(BIN)/python -m training --data-root $(DATA) train --config training/configs/sr_realworld_x4_psnr.toml
+	$(BIN)/python -m training --data-root $(DATA) train --config training/configs/sr_realworld_x4_gan.toml
+
+export-all: $(VENV)/.dev  ## export, check parity, evaluate against the baselines and write the cards
 	$(BIN)/python -m training --data-root $(DATA) export --checkpoint runs/sr-compact-x4/best.pt --id sr-compact-x4 --default
 	$(BIN)/python -m training --data-root $(DATA) export --checkpoint runs/sr-compact-x2/best.pt --id sr-compact-x2 --default
+	$(BIN)/python -m training --data-root $(DATA) export --checkpoint runs/denoise-unet/best.pt --id denoise-unet --default
+	$(BIN)/python -m training --data-root $(DATA) export --checkpoint runs/sr-realworld-x4/best.pt --id sr-realworld-x4 \
+		--variant real-world --grid docs/images/sr-realworld-x4.jpg
 
 eval: $(VENV)/.dev  ## re-measure every shipped model and rewrite its card's quality block
 	for card in models/*.json; do $(BIN)/python -m training --data-root $(DATA) eval --model $$card --write-card; done

@@ -30,12 +30,22 @@ class TensorSpec(_Strict):
     layout: Literal["NCHW"] = "NCHW"
 
 
+class NoiseLevel(_Strict):
+    """A denoiser's strength input: one constant input channel holding sigma / sigma_per_unit."""
+
+    channel: int = Field(description="index of the level channel in the input")
+    sigma_per_unit: float = Field(description="sigma (0-255 scale) that a level of 1.0 stands for")
+    blind_value: float = Field(description="level value that asks the model to estimate the noise itself")
+    trained_max_sigma: float = Field(description="largest sigma seen in training")
+
+
 class ModelIO(_Strict):
     inputs: list[TensorSpec]
     outputs: list[TensorSpec]
     value_range: tuple[float, float] = (0.0, 1.0)
     channel_order: Literal["RGB"] = "RGB"
     size_multiple: int = Field(1, description="input height and width must be multiples of this")
+    noise_level: NoiseLevel | None = None
 
 
 class Architecture(_Strict):
@@ -53,6 +63,7 @@ class Training(_Strict):
     wall_seconds: float
     device: str
     framework: str
+    losses: str = ""
 
 
 class ModelCard(_Strict):

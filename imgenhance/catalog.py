@@ -52,11 +52,22 @@ class Catalog:
 
     def resolve(self, task: Task, model_id: str | None = None, scale: int | None = None) -> ModelCard:
         """The card that serves a request: the named model (checked against the task
-        and scale), else the default for (task, scale)."""
+        and scale), or the best model of a named variant (``general``, ``real-world``),
+        else the default for (task, scale)."""
+        variants = {c.variant for c in self.cards if c.task == task}
+        if model_id in variants and self.get(model_id) is None:
+            candidates = [
+                c
+                for c in self.cards
+                if c.task == task and c.variant == model_id and (scale is None or c.scale == scale)
+            ]
+            if not candidates:
+                raise UnknownModel(f"no {model_id} {task} model for scale {scale}")
+            return sorted(candidates, key=lambda c: (not c.default, c.id))[0]
         if model_id is not None:
             card = self.get(model_id)
             if card is None or card.task != task:
-                known = ", ".join(c.id for c in self.cards if c.task == task) or "none"
+                known = ", ".join([c.id for c in self.cards if c.task == task] + sorted(variants)) or "none"
                 raise UnknownModel(f"no {task} model named {model_id!r}; available: {known}")
             if scale is not None and card.scale != scale:
                 raise UnknownModel(f"model {model_id!r} upscales x{card.scale}, but scale={scale} was asked for")

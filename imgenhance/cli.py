@@ -53,9 +53,21 @@ def cmd_models(args: argparse.Namespace) -> None:
     from imgenhance.catalog import Catalog
 
     for card in Catalog.load(_settings(args).models_dir):
-        gains = card.quality.get("gain_over_bicubic_db", {})
-        gain = ", ".join(f"{name} {db:+.2f} dB vs bicubic" for name, db in gains.items())
-        print(f"{card.id:24s} {card.task:14s} x{card.scale}  {'default ' if card.default else ''}{gain}")
+        default = "default" if card.default else ""
+        print(f"{card.id:18s} {card.task:14s} x{card.scale} {card.variant:11s} {default:7s} {_headline(card.quality)}")
+
+
+def _headline(quality: dict[str, Any]) -> str:
+    """The card's measured gains in one line."""
+    if "gains" in quality:  # denoise
+        return ", ".join(
+            f"{name} {sigma}: {g['vs_bm3d_db']:+.2f} dB vs BM3D, {g['vs_nlm_db']:+.2f} vs NLM"
+            for name, by in quality["gains"].items()
+            for sigma, g in by.items()
+        )
+    gains = quality.get("real_world_degradation", quality).get("gain_over_bicubic_db", {})
+    where = " (degraded inputs)" if "real_world_degradation" in quality else ""
+    return ", ".join(f"{name} {db:+.2f} dB vs bicubic" for name, db in gains.items()) + where
 
 
 def main(argv: list[str] | None = None) -> None:

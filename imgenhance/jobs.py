@@ -80,6 +80,7 @@ def publish(connection: Redis, job_id: str, **event: Any) -> None:
 # -- parameters --------------------------------------------------------------------
 
 OutputFormat = Literal["png", "jpeg", "webp"]
+MAX_SIGMA = 75.0
 
 
 class _Params(BaseModel):
@@ -94,7 +95,21 @@ class SuperResolveParams(_Params):
     scale: Literal[2, 4]
 
 
-PARAMS: dict[str, type[_Params]] = {"super-resolve": SuperResolveParams}
+class DenoiseParams(_Params):
+    sigma: Annotated[float, Field(ge=0, le=MAX_SIGMA)] | None = Field(
+        None, description="noise level the model assumes, 0-255 scale; None = blind (estimated by the model)"
+    )
+    strength: Annotated[float, Field(ge=0, le=1)] = Field(
+        1.0, description="share of the model's correction applied: 0 = unchanged, 1 = full"
+    )
+
+
+PARAMS: dict[str, type[_Params]] = {"super-resolve": SuperResolveParams, "denoise": DenoiseParams}
+
+
+def pipeline_options(params: _Params) -> dict[str, Any]:
+    """The task-specific parameters a pipeline takes (everything but model and output)."""
+    return params.model_dump(exclude={"model", "output_format", "quality"})
 
 
 # -- failures ----------------------------------------------------------------------

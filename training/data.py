@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -37,6 +38,16 @@ class SRPair:
     name: str
     hr: np.ndarray  # HxWx3 uint8, sides multiples of the scale
     lr: np.ndarray  # (H/s)x(W/s)x3 uint8, MATLAB bicubic
+
+
+def realworld_pair(pair: SRPair, scale: int, seed: int, degradation_args: dict[str, Any] | None = None) -> SRPair:
+    """The same HR with an LR from Real-ESRGAN's degradation pipeline, made from a fixed seed."""
+    from training.degradations import RealESRGANConfig, realesrgan
+
+    hr = torch.from_numpy(np.ascontiguousarray(pair.hr.transpose(2, 0, 1))).float().div(255).unsqueeze(0)
+    cfg = RealESRGANConfig(**(degradation_args or {}))
+    lr = realesrgan(hr, scale, np.random.default_rng(seed), torch.Generator().manual_seed(seed), cfg)
+    return SRPair(pair.name, pair.hr, lr[0].mul(255).round().byte().permute(1, 2, 0).numpy())
 
 
 def make_sr_pairs(paths: Iterable[Path], scale: int) -> list[SRPair]:

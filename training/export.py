@@ -19,9 +19,9 @@ import onnxruntime as ort
 import torch
 from torch import nn
 
-from imgenhance.cards import Architecture, ModelCard, ModelIO, TensorSpec, Training, write_card
+from imgenhance.cards import Architecture, ModelCard, ModelIO, NoiseLevel, TensorSpec, Training
 from training import archs
-from training.evaluate import Upscaler
+from training.archs.unet import BLIND, LEVEL_SCALE
 from training.onnx_passes import prelu_as_batchnorm
 
 OPSET = 17
@@ -62,10 +62,11 @@ def session(path: Path, threads: int = 0) -> ort.InferenceSession:
     return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
 
 
-def parity(model: nn.Module, onnx_path: Path, multiple: int = 1) -> float:
+def parity(model: nn.Module, onnx_path: Path, multiple: int = 1, in_ch: int = 3) -> float:
     """Largest absolute difference between PyTorch and ONNX Runtime outputs, at sizes
     other than the export size (odd ones where the model allows them)."""
-    shapes = ((1, 3, 37, 53), (2, 3, 48, 30)) if multiple == 1 else ((1, 3, 36, 52), (2, 3, 48, 28))
+    sides = ((37, 53), (48, 30)) if multiple == 1 else ((36, 52), (48, 28))
+    shapes = ((1, in_ch, *sides[0]), (2, in_ch, *sides[1]))
     sess = session(onnx_path)
     worst = 0.0
     gen = torch.Generator().manual_seed(0)
@@ -79,17 +80,19 @@ def parity(model: nn.Module, onnx_path: Path, multiple: int = 1) -> float:
     return worst
 
 
-def onnx_upscaler(sess: ort.InferenceSession) -> Upscaler:
-    def run(lr: np.ndarray) -> np.ndarray:
-        x = lr.transpose(2, 0, 1)[None].astype(np.float32) / 255.0
-        y = sess.run(None, {"input": x})[0][0]
-        return np.clip(np.round(y * 255.0), 0, 255).astype(np.uint8).transpose(1, 2, 0)
-
-    return run
-
-
 def sha256(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def describe_losses(cfg: dict[str, Any], perceptual: str) -> str:
+    pixel = {"l1": "L1", "charbonnier": "Charbonnier"}.get(cfg.get("loss", "l1"), cfg.get("loss", ""))
+    if cfg.get("stage", "psnr") != "gan":
+        return pixel
+    parts = [f"{cfg.get('pixel_weight', 1.0)} x {pixel}"]
+    if cfg.get("perceptual_weight"):
+        parts.append(f"{cfg['perceptual_weight']} x perceptual ({perceptual})")
+    parts.append(f"{cfg.get('gan_weight')} x {cfg.get('gan_type')} GAN ({cfg.get('discriminator')})")
+    return " + ".join(parts) + f"; generator initialised from {cfg.get('init_from') or 'scratch'}"
 
 
 def build_card(
@@ -100,11 +103,19 @@ def build_card(
     variant: str,
     default: bool,
     graph_passes: list[str],
-    in_ch: int = 3,
 ) -> ModelCard:
     cfg = ckpt["config"]
     arch = ckpt["arch"]
     model = archs.build(arch["name"], arch["args"])
+    in_ch = archs.input_channels(arch["name"], arch["args"])
+    noise_level = None
+    if arch["name"] == "DenoiseUNet":
+        noise_level = NoiseLevel(
+            channel=in_ch - 1,
+            sigma_per_unit=LEVEL_SCALE,
+            blind_value=BLIND,
+            trained_max_sigma=float(cfg.get("max_sigma", 50.0)),
+        )
     history = ckpt.get("history") or [{}]
     scale = cfg["scale"]
     data = [DATA_TERMS.get(s, s) for s in cfg["train_sets"]]
@@ -129,6 +140,7 @@ def build_card(
             inputs=[TensorSpec(name="input", shape=[-1, in_ch, -1, -1])],
             outputs=[TensorSpec(name="output", shape=[-1, 3, -1, -1])],
             size_multiple=archs.size_multiple(arch["name"], arch["args"]),
+            noise_level=noise_level,
         ),
         training=Training(
             command=ckpt.get("command", ""),
@@ -138,14 +150,10 @@ def build_card(
             wall_seconds=round(float(history[-1].get("elapsed", 0.0)), 1),
             device=ckpt.get("device", ""),
             framework=f"torch {ckpt.get('torch', '?')}",
+            losses=describe_losses(cfg, ckpt.get("perceptual", "none")),
         ),
         quality=quality,
-        data_terms="Trained on " + ", ".join(data) + ": research data sets whose original terms apply (research use).",
+        data_terms=ckpt.get("data_terms")
+        or "Trained on " + ", ".join(data) + ": research data sets whose original terms apply (research use).",
         created=datetime.now(UTC).replace(microsecond=0).isoformat(),
     )
-
-
-def write(card: ModelCard, models_dir: Path) -> Path:
-    path = models_dir / f"{card.id}.json"
-    write_card(card, path)
-    return path

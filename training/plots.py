@@ -14,20 +14,25 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 
-def save_curves(history: Sequence[dict[str, Any]], path: Path, baseline_psnr: float | None = None) -> None:
-    """Training loss (log scale) and validation PSNR against step, side by side."""
+def save_curves(
+    history: Sequence[dict[str, Any]], path: Path, baseline_psnr: float | None = None, baseline_name: str = "bicubic"
+) -> None:
+    """Training losses (log scale) and validation PSNR against step, side by side."""
     steps = [h["step"] for h in history]
     fig, (ax_loss, ax_val) = plt.subplots(1, 2, figsize=(11, 4))
-    ax_loss.plot(steps, [h["loss"] for h in history], label="train loss")
+    for key in ("loss", "pixel", "perceptual", "gan", "d_loss"):
+        if key in history[0] and (key == "loss" or len(history[0]) > 6):
+            ax_loss.plot(steps, [abs(h[key]) for h in history], label=key)
     ax_loss.set_yscale("log")
+    ax_loss.legend()
     ax_loss.set_xlabel("step")
     ax_loss.set_title("training loss")
     ax_loss.grid(alpha=0.3)
     ax_val.plot(steps, [h["val_psnr"] for h in history], marker="o", ms=3, label="model (EMA)")
     if "train_psnr" in history[0]:
-        ax_val.plot(steps, [h["train_psnr"] for h in history], alpha=0.6, label="train patches")
+        ax_val.plot(steps, [h["train_psnr"] for h in history], alpha=0.6, label="train patches (RGB)")
     if baseline_psnr is not None:
-        ax_val.axhline(baseline_psnr, color="gray", ls="--", label="bicubic")
+        ax_val.axhline(baseline_psnr, color="gray", ls="--", label=baseline_name)
     ax_val.set_xlabel("step")
     ax_val.set_ylabel("PSNR (dB)")
     ax_val.set_title("validation PSNR")

@@ -44,7 +44,9 @@ class ModelFileMismatch(RuntimeError):
 def choose_providers(requested: list[str]) -> list[str]:
     available = ort.get_available_providers()
     if not requested:
-        return [p for p in PREFERRED if p in available]
+        best = [p for p in PREFERRED if p in available]
+        _preload_cuda(best)
+        return best
     chosen = [PROVIDER_ALIASES.get(name.lower(), name) for name in requested]
     missing = [p for p in chosen if p not in available]
     if missing:
@@ -52,7 +54,14 @@ def choose_providers(requested: list[str]) -> list[str]:
             f"ONNX Runtime provider(s) {missing} requested by IMGENHANCE_ORT_PROVIDERS are not available "
             f"in this installation (available: {available}); install onnxruntime-gpu for CUDA"
         )
+    _preload_cuda(chosen)
     return chosen
+
+
+def _preload_cuda(providers: list[str]) -> None:
+    """Load CUDA/cuDNN from pip's nvidia-* packages when those are how CUDA is installed."""
+    if "CUDAExecutionProvider" in providers and hasattr(ort, "preload_dlls"):
+        ort.preload_dlls()
 
 
 @dataclass

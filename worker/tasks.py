@@ -14,7 +14,7 @@ from redis import Redis
 from rq import get_current_job
 from rq.job import Job
 
-from imgenhance.jobs import PARAMS, JobCanceled, JobError, cancel_key, input_key, publish, result_key
+from imgenhance.jobs import PARAMS, JobCanceled, JobError, cancel_key, input_key, pipeline_options, publish, result_key
 from worker import context, metrics
 from worker.codec import decode, encode
 from worker.pipeline import PIPELINES, TileSettings
@@ -65,7 +65,7 @@ def run_job(task: str, params: dict[str, Any]) -> dict[str, Any]:
         picture = decode(data)
         tiles = TileSettings(ctx.settings.tile_size, ctx.settings.tile_overlap, ctx.settings.tile_batch)
         infer_start = time.perf_counter()
-        result = PIPELINES[task](picture, model, tiles, ProgressReporter(job, ctx.connection))
+        result = PIPELINES[task](picture, model, tiles, ProgressReporter(job, ctx.connection), **pipeline_options(spec))
         inference = time.perf_counter() - infer_start
         body, content_type = encode(result, spec.output_format, spec.quality)
         ctx.connection.set(result_key(job.id), body, ex=ctx.settings.data_ttl_seconds)

@@ -26,8 +26,9 @@ from app.metrics import JOBS_SUBMITTED
 from app.probe import ImageInfo, probe
 from app.schemas import JobView
 from app.state import GatewayState
+from imgenhance.cards import ModelCard, Task
 from imgenhance.catalog import UnknownModel
-from imgenhance.jobs import JobStatus, OutputFormat, SuperResolveParams
+from imgenhance.jobs import MAX_SIGMA, DenoiseParams, JobStatus, OutputFormat, SuperResolveParams
 from imgenhance.settings import Settings
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], dependencies=[ApiKeyDep])
@@ -110,6 +111,39 @@ async def submit(
     return accepted(view)  # still queued or running after the wait
 
 
+def _resolve(state: GatewayState, task: Task, model: str | None, scale: int | None) -> ModelCard:
+    try:
+        return state.catalog.resolve(task, model, scale)
+    except UnknownModel as exc:
+        raise InvalidParameter(str(exc)) from exc
+
+
+def _output(
+    info: ImageInfo, card: ModelCard, settings: Settings, output_format: str | None, quality: int | None
+) -> str:
+    """Check the output size; the output format (default png, webp for inputs with alpha)."""
+    out_w, out_h = info.width * card.scale, info.height * card.scale
+    if out_w * out_h > settings.max_output_pixels:
+        raise OutputTooLarge(
+            f"x{card.scale} of {info.width}x{info.height} is {out_w}x{out_h} "
+            f"({out_w * out_h:,} pixels); the output limit is {settings.max_output_pixels:,}"
+        )
+    fmt = output_format or ("webp" if info.has_alpha else "png")
+    if quality is not None and fmt == "png":
+        raise InvalidParameter("quality applies to jpeg and webp output; png is lossless")
+    return fmt
+
+
+ImageField = Annotated[UploadFile, File(description="PNG, JPEG, WebP, BMP, TIFF or GIF; any size up to the limits")]
+FormatField = Annotated[
+    OutputFormat | None, Form(description="png, jpeg or webp (default png; webp when the input has alpha)")
+]
+QualityField = Annotated[
+    int | None, Form(ge=1, le=100, description="jpeg/webp quality (default: jpeg 95, webp lossless)")
+]
+PreferHeader = Annotated[str | None, Header(description="`wait=N`: answer with the image if done within N seconds")]
+
+
 @router.post(
     "/super-resolve",
     status_code=202,
@@ -120,45 +154,70 @@ async def submit(
 async def super_resolve(
     state: StateDep,
     settings: SettingsDep,
-    image: Annotated[UploadFile, File(description="PNG, JPEG, WebP, BMP, TIFF or GIF; any size up to the limits")],
+    image: ImageField,
     scale: Annotated[
         int | None,
         Form(description="2 or 4 (default 4, or the named model's scale)", json_schema_extra={"enum": [2, 4]}),
     ] = None,
     model: Annotated[
         str | None,
-        Form(description="a super-resolve model id from /v1/models (default: the default model for the scale)"),
+        Form(
+            description="a super-resolve model id from /v1/models, or a variant: general (bicubic-trained, "
+            "sharpest on clean images) or real-world (trained on blur, noise and JPEG) (default: the default model)"
+        ),
     ] = None,
-    output_format: Annotated[
-        OutputFormat | None, Form(description="png, jpeg or webp (default png; webp when the input has alpha)")
-    ] = None,
-    quality: Annotated[
-        int | None, Form(ge=1, le=100, description="jpeg/webp quality (default: jpeg 95, webp lossless)")
-    ] = None,
-    prefer: Annotated[
-        str | None, Header(description="`wait=N`: answer with the image if done within N seconds")
-    ] = None,
+    output_format: FormatField = None,
+    quality: QualityField = None,
+    prefer: PreferHeader = None,
 ) -> Response:
     if scale not in (None, 2, 4):
         raise InvalidParameter(f"scale must be 2 or 4, not {scale}")
     data, info = await read_upload(image, settings)
-    try:
-        card = state.catalog.resolve("super-resolve", model, scale if scale or model else 4)
-    except UnknownModel as exc:
-        raise InvalidParameter(str(exc)) from exc
-    out_w, out_h = info.width * card.scale, info.height * card.scale
-    if out_w * out_h > settings.max_output_pixels:
-        raise OutputTooLarge(
-            f"x{card.scale} of {info.width}x{info.height} is {out_w}x{out_h} "
-            f"({out_w * out_h:,} pixels); the output limit is {settings.max_output_pixels:,}"
-        )
-    fmt = output_format or ("webp" if info.has_alpha else "png")
-    if quality is not None and fmt == "png":
-        raise InvalidParameter("quality applies to jpeg and webp output; png is lossless")
+    names_a_model = model is not None and state.catalog.get(model) is not None
+    card = _resolve(state, "super-resolve", model, scale if scale or names_a_model else 4)
+    fmt = _output(info, card, settings, output_format, quality)
     params = SuperResolveParams.model_validate(
         {"model": card.id, "scale": card.scale, "output_format": fmt, "quality": quality}
     )
     return await submit(state, "super-resolve", params.model_dump(), data, info, prefer)
+
+
+@router.post(
+    "/denoise",
+    status_code=202,
+    response_model=JobView,
+    responses=SUBMIT_RESPONSES,
+    summary="Remove noise and compression artefacts",
+)
+async def denoise(
+    state: StateDep,
+    settings: SettingsDep,
+    image: ImageField,
+    strength: Annotated[
+        float,
+        Form(ge=0, le=1, description="0..1: share of the correction applied; 0 leaves the image as it is (default: 1)"),
+    ] = 1.0,
+    sigma: Annotated[
+        float | None,
+        Form(
+            ge=0,
+            le=MAX_SIGMA,
+            description="the noise level the model assumes, 0-255 scale; above the real noise it smooths more "
+            "(default: blind: the model estimates it)",
+        ),
+    ] = None,
+    model: Annotated[str | None, Form(description="a denoise model id from /v1/models (default: the default)")] = None,
+    output_format: FormatField = None,
+    quality: QualityField = None,
+    prefer: PreferHeader = None,
+) -> Response:
+    data, info = await read_upload(image, settings)
+    card = _resolve(state, "denoise", model, None)
+    fmt = _output(info, card, settings, output_format, quality)
+    params = DenoiseParams.model_validate(
+        {"model": card.id, "sigma": sigma, "strength": strength, "output_format": fmt, "quality": quality}
+    )
+    return await submit(state, "denoise", params.model_dump(), data, info, prefer)
 
 
 @router.get("/{job_id}", response_model=JobView, summary="A job's state, progress, timings and error")

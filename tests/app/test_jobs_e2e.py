@@ -218,3 +218,119 @@ def test_result_of_finished_job_can_be_read_twice_and_not_canceled(service: Serv
         assert client.get(f"/v1/jobs/{job_id}/result").content == r.content
         refused = client.delete(f"/v1/jobs/{job_id}")
     assert refused.status_code == 409 and refused.json()["code"] == "job-not-cancelable"
+
+
+def noisy_butterfly(sigma: float, size: int = 96) -> tuple[np.ndarray, np.ndarray]:
+    clean = np.asarray(Image.open(images.BUTTERFLY).convert("RGB"))[:size, :size]
+    noise = np.random.default_rng(7).normal(0, sigma, clean.shape)
+    return clean, np.clip(clean + noise, 0, 255).round().astype(np.uint8)
+
+
+def denoise(service: Service, data: bytes, **fields: object) -> np.ndarray:
+    with service.client() as client:
+        r = client.post(
+            "/v1/jobs/denoise",
+            files={"image": ("n.png", data)},
+            data={k: str(v) for k, v in fields.items()},
+            headers=WAIT,
+        )
+    assert r.status_code == 200, r.text
+    return np.asarray(images.open_image(r.content))
+
+
+def test_denoise_beats_non_local_means_at_sigma_25(service: Service) -> None:
+    import cv2
+
+    clean, noisy = noisy_butterfly(25)
+    nlm = cv2.fastNlMeansDenoisingColored(noisy, None, 20, 20, 7, 21)
+    base, classical = psnr(noisy, clean), psnr(nlm, clean)
+    for fields in ({"sigma": 25}, {}):  # no sigma = blind
+        out = denoise(service, images.png(noisy), **fields)
+        assert out.shape == clean.shape
+        ours = psnr(out, clean)
+        assert ours > classical + 1.0 and ours > base + 6, (
+            f"{fields}: {ours:.2f} vs NLM {classical:.2f}, noisy {base:.2f}"
+        )
+
+
+def test_denoise_strength_is_the_share_of_the_correction(service: Service) -> None:
+    _, noisy = noisy_butterfly(25)
+    change = {
+        s: np.abs(denoise(service, images.png(noisy), strength=s).astype(float) - noisy).mean() for s in (0.0, 0.5, 1.0)
+    }
+    assert change[0.0] < 0.01  # strength 0 leaves the image as it was
+    assert abs(change[0.5] - change[1.0] / 2) < 0.05 * change[1.0]
+
+
+def test_denoise_sigma_is_monotonic(service: Service) -> None:
+    _, noisy = noisy_butterfly(25)
+    change = [np.abs(denoise(service, images.png(noisy), sigma=s).astype(float) - noisy).mean() for s in (0, 25, 50)]
+    assert change[0] < change[1] < change[2]  # a higher assumed level smooths more
+
+
+def test_denoise_keeps_gray_and_alpha(service: Service) -> None:
+    _, noisy = noisy_butterfly(15, 48)
+    gray = images.open_image(images.png(noisy[..., 0]))
+    with service.client() as client:
+        r = client.post("/v1/jobs/denoise", files={"image": ("g.png", images.png(noisy[..., 0]))}, headers=WAIT)
+    assert images.open_image(r.content).mode == "L" and images.open_image(r.content).size == gray.size
+    rgba = np.dstack([noisy, np.linspace(0, 255, 48 * 48).reshape(48, 48).astype(np.uint8)])
+    with service.client() as client:
+        r = client.post(
+            "/v1/jobs/denoise",
+            files={"image": ("a.png", images.png(rgba))},
+            data={"output_format": "png"},
+            headers=WAIT,
+        )
+    out = np.asarray(images.open_image(r.content))
+    assert out.shape == (48, 48, 4)
+    np.testing.assert_array_equal(out[..., 3], rgba[..., 3])  # alpha passes through untouched
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"strength": "1.5"}, "strength"),
+        ({"sigma": "-1"}, "sigma"),
+        ({"model": "sr-compact-x4"}, "no denoise model named 'sr-compact-x4'"),
+    ],
+)
+def test_denoise_bad_parameters(service: Service, fields: dict[str, str], message: str) -> None:
+    with service.client() as client:
+        r = client.post("/v1/jobs/denoise", files={"image": ("a.png", images.png(images.photo(16, 16)))}, data=fields)
+    assert r.status_code == 422 and r.headers["content-type"] == "application/problem+json"
+    assert message in r.json()["detail"]
+
+
+def test_denoise_job_records_its_parameters(service: Service) -> None:
+    with service.client() as client:
+        r = client.post(
+            "/v1/jobs/denoise",
+            files={"image": ("a.png", images.png(images.photo(16, 16)))},
+            data={"strength": "0.2", "sigma": "10"},
+        )
+        blind = client.post("/v1/jobs/denoise", files={"image": ("a.png", images.png(images.photo(16, 16)))})
+    assert r.status_code == 202
+    job = r.json()
+    assert job["task"] == "denoise" and job["model"] == "denoise-unet"
+    assert job["params"]["sigma"] == pytest.approx(10.0) and job["params"]["strength"] == pytest.approx(0.2)
+    assert blind.json()["params"]["sigma"] is None and blind.json()["params"]["strength"] == 1.0
+
+
+def test_real_world_variant_is_selectable(service: Service) -> None:
+    with service.client() as client:
+        r = client.post(
+            "/v1/jobs/super-resolve",
+            files={"image": ("a.png", images.png(images.photo(24, 20)))},
+            data={"model": "real-world"},
+        )
+        general = client.post(
+            "/v1/jobs/super-resolve",
+            files={"image": ("a.png", images.png(images.photo(24, 20)))},
+            data={"model": "general"},
+        )
+        cards = {c["id"]: c for c in client.get("/v1/models").json()["models"]}
+    assert r.status_code == 202 and r.json()["model"] == "sr-realworld-x4" and r.json()["params"]["scale"] == 4
+    assert general.json()["model"] == "sr-compact-x4"
+    assert cards["sr-realworld-x4"]["variant"] == "real-world"
+    assert cards["denoise-unet"]["io"]["noise_level"]["blind_value"] == -1.0

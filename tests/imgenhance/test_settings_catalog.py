@@ -39,18 +39,23 @@ def test_tile_overlap_must_leave_room() -> None:
         Settings(tile_size=64, tile_overlap=32)
 
 
-def test_catalog_resolves_defaults_names_and_scales() -> None:
+def test_catalog_resolves_defaults_names_variants_and_scales() -> None:
     catalog = Catalog.load(MODELS)
-    assert catalog.tasks() == ["super-resolve"]
+    assert catalog.tasks() == ["denoise", "super-resolve"]
     assert catalog.resolve("super-resolve", scale=4).id == "sr-compact-x4"
     assert catalog.resolve("super-resolve", scale=2).id == "sr-compact-x2"
     assert catalog.resolve("super-resolve", "sr-compact-x2").scale == 2
+    assert catalog.resolve("super-resolve", "real-world", 4).id == "sr-realworld-x4"
+    assert catalog.resolve("super-resolve", "general", 4).id == "sr-compact-x4"
+    assert catalog.resolve("denoise").id == "denoise-unet"
     with pytest.raises(UnknownModel, match="no super-resolve model named 'x'"):
         catalog.resolve("super-resolve", "x")
     with pytest.raises(UnknownModel, match="upscales x2, but scale=4"):
         catalog.resolve("super-resolve", "sr-compact-x2", 4)
-    with pytest.raises(UnknownModel, match="no denoise model"):
-        catalog.resolve("denoise")
+    with pytest.raises(UnknownModel, match="no real-world super-resolve model for scale 2"):
+        catalog.resolve("super-resolve", "real-world", 2)
+    with pytest.raises(UnknownModel, match="no generate model"):
+        catalog.resolve("generate")
 
 
 def test_two_defaults_for_one_task_and_scale_are_refused(tmp_path: Path) -> None:
@@ -64,9 +69,16 @@ def test_two_defaults_for_one_task_and_scale_are_refused(tmp_path: Path) -> None
 
 def test_shipped_cards_state_their_contract_and_quality() -> None:
     for card in Catalog.load(MODELS):
-        assert (MODELS / card.file).exists()
-        assert card.io.inputs[0].shape == [-1, 3, -1, -1] and card.io.value_range == (0.0, 1.0)
+        assert (MODELS / card.file).exists() and card.io.value_range == (0.0, 1.0)
         assert card.training.command.startswith("python -m training train")
-        for set_name in ("Set5", "Set14"):
-            gain = card.quality["gain_over_bicubic_db"][set_name]
-            assert gain > 0.5, f"{card.id} on {set_name}: {gain} dB"
+        assert card.quality["measured_by"].startswith("python -m training")
+        if card.task == "super-resolve":
+            assert card.io.inputs[0].shape == [-1, 3, -1, -1]
+            gains = card.quality["gain_over_bicubic_db"]
+            if card.variant == "real-world":
+                gains = card.quality["real_world_degradation"]["gain_over_bicubic_db"]
+            assert all(gains[s] > (0.5 if card.variant == "general" else 0.0) for s in ("Set5", "Set14")), card.id
+        else:
+            assert card.io.inputs[0].shape == [-1, 4, -1, -1] and card.io.noise_level is not None
+            for by_sigma in card.quality["gains"].values():
+                assert by_sigma["sigma25"]["vs_nlm_db"] >= 1.5, card.id

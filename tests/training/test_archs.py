@@ -34,6 +34,27 @@ def test_rrdb_shapes_and_basicsr_key_names(scale: int) -> None:
     assert archs.size_multiple("RRDBNet", {"scale": scale}) == {4: 1, 2: 2, 1: 4}[scale]
 
 
+def test_denoise_unet_shape_and_residual() -> None:
+    net = archs.build("DenoiseUNet", {"widths": (4, 8, 16), "blocks": 1})
+    x = torch.rand(2, 4, 16, 12)
+    assert net(x).shape == (2, 3, 16, 12)
+    torch.nn.init.zeros_(net.tail.weight)
+    torch.nn.init.zeros_(net.tail.bias)
+    torch.testing.assert_close(net(x), x[:, :3])  # predicts the noise and subtracts it
+    assert archs.input_channels("DenoiseUNet", {}) == 4 and archs.size_multiple("DenoiseUNet", {}) == 4
+
+
+def test_discriminators() -> None:
+    unet = archs.build_discriminator("UNetDiscriminatorSN", {"num_feat": 8})
+    assert unet(torch.rand(2, 3, 32, 40)).shape == (2, 1, 32, 40)  # a score per pixel
+    assert "conv1.parametrizations.weight.original" in unet.state_dict() or "conv1.weight_orig" in unet.state_dict()
+    vgg = archs.build_discriminator("VGGStyleDiscriminator", {"num_feat": 4, "input_size": 128})
+    assert vgg(torch.rand(3, 3, 128, 128)).shape == (3, 1)
+    assert {"conv0_0.weight", "bn0_1.weight", "conv4_1.weight", "linear1.weight", "linear2.weight"} <= set(
+        vgg.state_dict()
+    )
+
+
 def test_the_compact_residual_is_the_nearest_upsampled_input() -> None:
     net = archs.build("SRVGGNetCompact", {"num_feat": 4, "num_conv": 1, "upscale": 2})
     for p in net.body[-1].parameters():
@@ -43,7 +64,7 @@ def test_the_compact_residual_is_the_nearest_upsampled_input() -> None:
 
 
 def test_unknown_architecture_says_what_is_known() -> None:
-    with pytest.raises(AssertionError, match="known: \\['RRDBNet', 'SRVGGNetCompact'\\]"):
+    with pytest.raises(AssertionError, match="known: \\['DenoiseUNet', 'RRDBNet', 'SRVGGNetCompact'\\]"):
         archs.build("Nope", {})
 
 

@@ -18,7 +18,7 @@ from training.config import TrainConfig
 @pytest.fixture
 def data_root(tmp_path: Path) -> Path:
     root = tmp_path / "data"
-    for name, count, size in [("train", 3, 96), ("val", 2, 48)]:
+    for name, count, size in [("train", 3, 144), ("val", 2, 48)]:
         (root / name).mkdir(parents=True)
         for i in range(count):
             Image.fromarray(images.photo(size, size, seed=i)).save(root / name / f"{i}.png")
@@ -95,3 +95,96 @@ def test_train_resume_export_and_card(data_root: Path, tmp_path: Path, capsys: p
     report = json.loads((tmp_path / "r.json").read_text())
     assert np.isfinite(report["results"]["val"]["model"]["psnr"])
     assert read_card(models / "tiny-x2.json").quality["measured_by"].startswith("python -m training")
+
+
+def _tiny_config(tmp_path: Path, lines: list[str]) -> Path:
+    config = tmp_path / "c.toml"
+    config.write_text(
+        "\n".join(
+            [
+                *lines,
+                'train_sets = ["train"]',
+                'val_sets = ["val"]',
+                'eval_sets = ["val"]',
+                "batch_size = 2",
+                "val_every = 2",
+            ]
+        )
+    )
+    return config
+
+
+@pytest.mark.parametrize(
+    ("gan_type", "disc"),
+    [("ragan", "UNetDiscriminatorSN"), ("hinge", "VGGStyleDiscriminator"), ("wgan-gp", "UNetDiscriminatorSN")],
+)
+def test_gan_stage_from_a_psnr_checkpoint(data_root: Path, tmp_path: Path, gan_type: str, disc: str) -> None:
+    common = [
+        'name = "rw"',
+        'arch = "SRVGGNetCompact"',
+        "arch_args = { num_feat = 8, num_conv = 2 }",
+        "scale = 4",
+        'degradation = "realesrgan"',
+        "hr_patch = 128" if disc == "VGGStyleDiscriminator" else "hr_patch = 64",
+    ]
+    psnr = _tiny_config(tmp_path, [*common, "steps = 2"])
+    train_cli(["--data-root", str(data_root), "train", "--config", str(psnr), "--out", str(tmp_path / "p"), "--quiet"])
+    gan = _tiny_config(
+        tmp_path,
+        [
+            *common,
+            "steps = 2",
+            'stage = "gan"',
+            f'gan_type = "{gan_type}"',
+            f'discriminator = "{disc}"',
+            'perceptual_fallback = "random"',
+            "perceptual_layers = { conv1_2 = 1.0 }",
+            f'init_from = "{tmp_path / "p" / "best.pt"}"',
+        ],
+    )
+    train_cli(["--data-root", str(data_root), "train", "--config", str(gan), "--out", str(tmp_path / "g"), "--quiet"])
+    record = json.loads((tmp_path / "g" / "history.json").read_text())["history"][0]
+    assert {"pixel", "perceptual", "gan", "d_loss", "val_psnr"} <= set(record)
+    from training import checkpoint
+
+    state = checkpoint.load(tmp_path / "g" / "last.pt")
+    assert "discriminator" in state and "optimizer_d" in state and "random weights" in state["perceptual"]
+
+
+def test_denoise_train_export_card_and_blind_mode(data_root: Path, tmp_path: Path) -> None:
+    config = _tiny_config(
+        tmp_path,
+        [
+            'name = "dn"',
+            'task = "denoise"',
+            'arch = "DenoiseUNet"',
+            "arch_args = { widths = [4, 8, 16], blocks = 1 }",
+            "scale = 1",
+            'degradation = "noise"',
+            "hr_patch = 32",
+            "steps = 2",
+            'optimizer = "rmsprop"',
+        ],
+    )
+    common = ["--data-root", str(data_root)]
+    train_cli([*common, "train", "--config", str(config), "--out", str(tmp_path / "run"), "--quiet"])
+    models = tmp_path / "models"
+    train_cli(
+        [
+            *common,
+            "export",
+            "--checkpoint",
+            str(tmp_path / "run" / "best.pt"),
+            "--id",
+            "dn",
+            "--models-dir",
+            str(models),
+        ]
+    )
+    card = read_card(models / "dn.json")
+    assert card.task == "denoise" and card.scale == 1 and card.io.inputs[0].shape == [-1, 4, -1, -1]
+    assert card.io.noise_level is not None and card.io.noise_level.blind_value == -1.0
+    assert card.io.size_multiple == 4
+    sigma25 = card.quality["results"]["val"]["sigma25"]
+    assert set(sigma25) == {"noisy", "model", "model_blind", "nlm", "bm3d"}
+    assert card.quality["protocol"]["channel"] == "RGB" and card.quality["gains"]["val"]["sigma25"]["vs_bm3d_db"]

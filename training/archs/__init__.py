@@ -7,12 +7,19 @@ from typing import Any
 
 from torch import nn
 
+from training.archs.discriminators import UNetDiscriminatorSN, VGGStyleDiscriminator
 from training.archs.rrdb import RRDBNet
 from training.archs.srvgg import SRVGGNetCompact
+from training.archs.unet import DenoiseUNet
 
 ARCHS: dict[str, type[nn.Module]] = {
     "SRVGGNetCompact": SRVGGNetCompact,
     "RRDBNet": RRDBNet,
+    "DenoiseUNet": DenoiseUNet,
+}
+DISCRIMINATORS: dict[str, type[nn.Module]] = {
+    "VGGStyleDiscriminator": VGGStyleDiscriminator,
+    "UNetDiscriminatorSN": UNetDiscriminatorSN,
 }
 
 
@@ -23,7 +30,15 @@ SCALE_ARG = {"SRVGGNetCompact": "upscale", "RRDBNet": "scale"}
 def full_args(name: str, args: dict[str, Any], scale: int) -> dict[str, Any]:
     """The constructor arguments with the scale filled in, as checkpoints store them."""
     assert name in ARCHS, f"unknown architecture {name!r}; known: {sorted(ARCHS)}"
+    if name not in SCALE_ARG:
+        assert scale == 1, f"{name} does not upscale; use scale = 1"
+        return dict(args)
     return {**args, SCALE_ARG[name]: scale}
+
+
+def build_discriminator(name: str, args: dict[str, Any]) -> nn.Module:
+    assert name in DISCRIMINATORS, f"unknown discriminator {name!r}; known: {sorted(DISCRIMINATORS)}"
+    return DISCRIMINATORS[name](**args)
 
 
 def build(name: str, args: dict[str, Any]) -> nn.Module:
@@ -39,7 +54,14 @@ def size_multiple(name: str, args: dict[str, Any]) -> int:
     """Input sides must be multiples of this (RRDBNet pixel-unshuffles at x2 and x1)."""
     if name == "RRDBNet":
         return {4: 1, 2: 2, 1: 4}[args.get("scale", 4)]
+    if name == "DenoiseUNet":
+        return 4
     return 1
+
+
+def input_channels(name: str, args: dict[str, Any]) -> int:
+    """Channels the exported graph takes: RGB, plus the level map for DenoiseUNet."""
+    return int(args.get("num_in_ch", 3)) + (1 if name == "DenoiseUNet" else 0)
 
 
 def receptive_radius(name: str, args: dict[str, Any]) -> int:
@@ -47,6 +69,8 @@ def receptive_radius(name: str, args: dict[str, Any]) -> int:
     untiled output; the worker's tiler uses at least this much overlap."""
     if name == "SRVGGNetCompact":
         return SRVGGNetCompact.receptive_radius(args.get("num_conv", 16))
+    if name == "DenoiseUNet":
+        return 64  # two halvings, 4 convs per stage: far past what tiles need
     # RRDB: 5 convs per RDB, 3 RDBs per block, plus the head and tail convs;
     # the effective field is far smaller than this bound, so cap it.
     return min(64, 15 * args.get("num_block", 23) + 6)
