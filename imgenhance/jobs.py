@@ -15,6 +15,7 @@ import json
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
+from prometheus_client import Counter
 from pydantic import BaseModel, ConfigDict, Field
 from redis import Redis
 from rq.exceptions import AbandonedJobError
@@ -125,22 +126,34 @@ class JobCanceled(JobError):
         super().__init__("canceled on request")
 
 
-def describe_failure(exc_type: type[BaseException] | None, exc: BaseException | None, job: Job) -> str:
-    if exc is not None and isinstance(exc, JobError):
-        return str(exc)
+JOB_FAILURES = Counter(
+    "imgenhance_job_failures_total",
+    "Failed job attempts, by reason (input, internal, timeout, abandoned, canceled); retried ones included",
+    ["task", "reason"],
+)
+
+
+def describe_failure(exc_type: type[BaseException] | None, exc: BaseException | None, job: Job) -> tuple[str, str]:
+    """(a message a person understands, a reason for metrics)."""
+    if isinstance(exc, JobCanceled):
+        return str(exc), "canceled"
+    if isinstance(exc, JobError):
+        return str(exc), "input"
     if exc_type is AbandonedJobError or isinstance(exc, AbandonedJobError):
-        return "the worker running this job stopped unexpectedly"
+        return "the worker running this job stopped unexpectedly", "abandoned"
     if exc_type is not None and issubclass(exc_type, JobTimeoutException):
-        return f"the job ran longer than its {job.timeout} s limit"
+        return f"the job ran longer than its {job.timeout} s limit", "timeout"
     name = exc_type.__name__ if exc_type else "unknown"
-    return f"internal error in the worker ({name}); the worker log has the details under job {job.id}"
+    return f"internal error in the worker ({name}); the worker log has the details under job {job.id}", "internal"
 
 
 def on_failure(job: Job, connection: Redis, exc_type: Any, exc: Any, tb: Any) -> None:
     """RQ failure callback (also run by registry cleanup for abandoned jobs): keep a
-    message a person understands beside RQ's traceback."""
-    job.meta["error"] = describe_failure(exc_type, exc, job)
-    job.meta["error_kind"] = "input" if isinstance(exc, JobError) else "internal"
+    message a person understands beside RQ's traceback, and count the reason."""
+    message, reason = describe_failure(exc_type, exc, job)
+    job.meta["error"] = message
+    job.meta["error_kind"] = "input" if reason == "input" else "internal"
     job.meta["attempts"] = int(job.meta.get("attempts", 0))
     job.save_meta()
-    publish(connection, job.id, status="failing", error=job.meta["error"])
+    JOB_FAILURES.labels(task=job.kwargs.get("task", "unknown"), reason=reason).inc()
+    publish(connection, job.id, status="failing", error=message)

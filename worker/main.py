@@ -16,7 +16,7 @@ from rq.queue import Queue
 from imgenhance.catalog import Catalog
 from imgenhance.jobs import SERIALIZER
 from imgenhance.settings import Settings
-from worker import context
+from worker import context, metrics
 from worker.rqworker import InferenceWorker
 from worker.runtime import Runtime
 
@@ -52,6 +52,7 @@ def run(settings: Settings) -> None:
     assert settings.redis_url, "imgenhance worker needs REDIS_URL (embedded mode runs workers inside `serve`)"
     connection = Redis.from_url(settings.redis_url)
     catalog = build_runtime(settings, connection)
+    metrics.register_gpu_collector()
     if settings.metrics_port:
         start_http_server(settings.metrics_port)
         log.info("worker metrics on :%d/metrics", settings.metrics_port)
@@ -63,6 +64,7 @@ class EmbeddedWorkers:
 
     def __init__(self, settings: Settings, connection: Redis) -> None:
         catalog = build_runtime(settings, connection)
+        metrics.register_gpu_collector()
         self.workers = [
             build_worker(settings, connection, catalog, in_thread=True) for _ in range(settings.embedded_workers)
         ]

@@ -21,13 +21,13 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-def _readiness(state: GatewayState) -> Readiness:
+def _readiness(state: GatewayState, require_workers: bool) -> Readiness:
     state.connection.ping()
     queues: dict[str, QueueHealth] = {}
     for task in state.catalog.tasks():
         queue = state.store.queue(task)
         queues[task] = QueueHealth(workers=len(Worker.all(queue=queue)), depth=queue.count)
-    ready = all(q.workers > 0 for q in queues.values())
+    ready = not require_workers or all(q.workers > 0 for q in queues.values())
     return Readiness(status="ready" if ready else "not-ready", queues=queues)
 
 
@@ -37,8 +37,11 @@ def _readiness(state: GatewayState) -> Readiness:
     summary="Redis reachable and a live worker on every queue",
     responses={503: {"content": {PROBLEM_JSON: {}}}},
 )
-async def readyz(state: StateDep) -> JSONResponse:
-    readiness = await run_in_threadpool(_readiness, state)
+async def readyz(state: StateDep, require_workers: bool = True) -> JSONResponse:
+    """``require_workers=false`` checks Redis only: for load balancers in front of
+    gateways whose workers autoscale to zero (the gateway must stay reachable so that
+    queued jobs can make the autoscaler add workers)."""
+    readiness = await run_in_threadpool(_readiness, state, require_workers)
     if readiness.status == "ready":
         return JSONResponse(readiness.model_dump())
     idle = [name for name, q in readiness.queues.items() if q.workers == 0]
