@@ -1,0 +1,75 @@
+"""The loop's decisions: learning-rate schedule, overfitting warning, early stopping,
+held-out validation split."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from tests.support import images
+from training.config import TrainConfig
+from training.train import cosine_lr, overfitting, train
+
+
+def test_cosine_schedule_runs_from_base_to_minimum() -> None:
+    assert cosine_lr(1e-3, 1e-6, 0.0) == pytest.approx(1e-3)
+    assert cosine_lr(1e-3, 1e-6, 0.5) == pytest.approx((1e-3 + 1e-6) / 2)
+    assert cosine_lr(1e-3, 1e-6, 1.0) == pytest.approx(1e-6)
+    assert cosine_lr(1e-3, 1e-6, 7.0) == pytest.approx(1e-6)  # past the budget it stays at the floor
+
+
+def test_overfitting_means_train_up_while_validation_goes_down() -> None:
+    rising = [{"train_psnr": 20 + i, "val_psnr": 25 - 0.1 * i} for i in range(5)]
+    both_up = [{"train_psnr": 20 + i, "val_psnr": 25 + 0.1 * i} for i in range(5)]
+    assert overfitting(rising) and not overfitting(both_up) and not overfitting(rising[:2])
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    root = tmp_path / "data" / "all"
+    root.mkdir(parents=True)
+    for i in range(6):
+        Image.fromarray(images.photo(64, 64, seed=i)).save(root / f"{i}.png")
+    return tmp_path / "data"
+
+
+def tiny(**overrides: object) -> TrainConfig:
+    base = {
+        "name": "t",
+        "arch_args": {"num_feat": 4, "num_conv": 1},
+        "scale": 2,
+        "train_sets": ["all"],
+        "val_sets": [],
+        "val_split": 0.34,
+        "lr_patch": 16,
+        "batch_size": 2,
+        "steps": 6,
+        "val_every": 1,
+    }
+    return TrainConfig.from_dict({**base, **overrides})
+
+
+def test_early_stopping_after_patience_validations_without_gain(
+    folder: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # lr = 0: validation can never improve after the first check, so patience 2 stops at step 3
+    with caplog.at_level(logging.INFO, logger="training"):
+        train(tiny(lr=0.0, lr_min=0.0, patience=2), folder, tmp_path / "run", progress=False)
+    history = json.loads((tmp_path / "run" / "history.json").read_text())["history"]
+    assert [h["step"] for h in history] == [1, 2, 3]
+    assert "early stop at step 3" in caplog.text
+
+
+def test_held_out_validation_images_are_not_trained_on(folder: Path) -> None:
+    import torch
+
+    from training import sources
+
+    source, validator = sources.build(tiny(), folder, torch.device("cpu"), 1)
+    assert isinstance(validator, sources.SRValidator) and isinstance(source, sources.BicubicSource)
+    held_out = {p.name for p in validator.pairs}
+    assert len(held_out) == 2 and len(source.sampler) == 4  # 34% of 6 images held out
