@@ -9,6 +9,7 @@ measured quality under a stated protocol). Nothing about a model is implied by c
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Any, Literal
@@ -86,6 +87,15 @@ class ModelCard(_Strict):
 
     def summary(self) -> str:
         return f"{self.id} ({self.task}, x{self.scale}, {self.variant})"
+
+
+def file_sha256(path: Path) -> str:
+    """The checksum a card records for its ONNX file."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def read_card(path: Path) -> ModelCard:

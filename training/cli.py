@@ -134,8 +134,7 @@ def cmd_export(args: argparse.Namespace) -> None:
 
 
 def cmd_eval(args: argparse.Namespace) -> None:
-    from imgenhance.cards import read_card, write_card
-    from training.export import sha256
+    from imgenhance.cards import file_sha256, read_card, write_card
 
     if args.model:
         quality = evaluate_card(args.model, args.data_root, args.sets, args.sigmas, args.grid)
@@ -145,7 +144,7 @@ def cmd_eval(args: argparse.Namespace) -> None:
             extra = {"onnx_parity_max_abs_diff": parity} if parity is not None else {}
             write_card(
                 card.model_copy(
-                    update={"quality": {**quality, **extra}, "sha256": sha256(args.model.parent / card.file)}
+                    update={"quality": {**quality, **extra}, "sha256": file_sha256(args.model.parent / card.file)}
                 ),
                 args.model,
             )
@@ -159,7 +158,7 @@ def cmd_eval(args: argparse.Namespace) -> None:
 def _eval_checkpoint(args: argparse.Namespace) -> None:
     import torch
 
-    from training import checkpoint
+    from training import archs, checkpoint
     from training.evaluate import bicubic, evaluate_sr, format_table, lanczos, load_sets
     from training.train import torch_upscaler
 
@@ -168,7 +167,8 @@ def _eval_checkpoint(args: argparse.Namespace) -> None:
     scale = ckpt["config"]["scale"]
     device = torch.device(_device(args.device))
     model = checkpoint.build_generator(ckpt).to(device)
-    methods = {"model": torch_upscaler(model, device), "bicubic": bicubic(scale), "lanczos": lanczos(scale)}
+    multiple = archs.size_multiple(ckpt["arch"]["name"], ckpt["arch"]["args"])
+    methods = {"model": torch_upscaler(model, device, multiple), "bicubic": bicubic(scale), "lanczos": lanczos(scale)}
     report = evaluate_sr(methods, load_sets(args.data_root, args.sets or ckpt["config"]["eval_sets"], scale), scale)
     print(format_table(report))
     if args.json:

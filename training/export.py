@@ -7,7 +7,6 @@ with PyTorch is checked at sizes other than the export size before a card is wri
 
 from __future__ import annotations
 
-import hashlib
 import warnings
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,7 +18,7 @@ import onnxruntime as ort
 import torch
 from torch import nn
 
-from imgenhance.cards import Architecture, ModelCard, ModelIO, NoiseLevel, TensorSpec, Training
+from imgenhance.cards import Architecture, ModelCard, ModelIO, NoiseLevel, TensorSpec, Training, file_sha256
 from training import archs
 from training.archs.unet import BLIND, LEVEL_SCALE
 from training.onnx_passes import prelu_as_batchnorm
@@ -80,10 +79,6 @@ def parity(model: nn.Module, onnx_path: Path, multiple: int = 1, in_ch: int = 3)
     return worst
 
 
-def sha256(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
 def describe_losses(cfg: dict[str, Any], perceptual: str) -> str:
     pixel = {"l1": "L1", "charbonnier": "Charbonnier"}.get(cfg.get("loss", "l1"), cfg.get("loss", ""))
     if cfg.get("stage", "psnr") != "gan":
@@ -126,7 +121,7 @@ def build_card(
         scale=scale,
         default=default,
         file=onnx_path.name,
-        sha256=sha256(onnx_path),
+        sha256=file_sha256(onnx_path),
         bytes=onnx_path.stat().st_size,
         opset=OPSET,
         graph_passes=graph_passes,

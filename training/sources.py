@@ -23,6 +23,7 @@ from training.config import TrainConfig
 from training.data import PatchSampler, SRPair, augment, list_images, load_rgb, make_sr_pairs, realworld_pair
 from training.imresize import imresize, modcrop
 from training.metrics import crop_border, psnr, y_channel
+from training.plots import centre_crop
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 REALWORLD_SEED = 1000  # validation and evaluation degrade image i with seed REALWORLD_SEED + i
@@ -44,19 +45,15 @@ class Validator(Protocol):
     ) -> tuple[list[list[np.ndarray]], list[str]]: ...
 
 
-def _chw(img: np.ndarray, device: torch.device) -> torch.Tensor:
+def to_tensor(img: np.ndarray, device: torch.device) -> torch.Tensor:
+    """HxWx3 uint8 -> (1, 3, H, W) float in [0, 1]."""
     return torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1))).to(device).float().div(255).unsqueeze(0)
 
 
-def _to_uint8(t: torch.Tensor) -> np.ndarray:
+def to_uint8(t: torch.Tensor) -> np.ndarray:
+    """(1, 3, H, W) float -> HxWx3 uint8, clipped and rounded."""
     out: np.ndarray = t[0].float().clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).cpu().numpy()
     return out
-
-
-def _centre(img: np.ndarray, size: int) -> np.ndarray:
-    h, w = img.shape[:2]
-    top, left = max(0, (h - size) // 2), max(0, (w - size) // 2)
-    return img[top : top + size, left : left + size]
 
 
 class CleanPatches:
@@ -162,12 +159,15 @@ class SRValidator:
 
     def score(self, model: nn.Module) -> float:
         run = run_model(model, self.device, self.multiple)
-        return float(np.mean([self._psnr(_to_uint8(run(_chw(p.lr, self.device))), p) for p in self.pairs]))
+        return float(np.mean([self._psnr(to_uint8(run(to_tensor(p.lr, self.device))), p) for p in self.pairs]))
 
     def samples(self, model: nn.Module, count: int = 3, size: int = 160) -> tuple[list[list[np.ndarray]], list[str]]:
         run = run_model(model, self.device, self.multiple)
         rows = [
-            [_centre(x, size) for x in (imresize(p.lr, self.scale), _to_uint8(run(_chw(p.lr, self.device))), p.hr)]
+            [
+                centre_crop(x, size)
+                for x in (imresize(p.lr, self.scale), to_uint8(run(to_tensor(p.lr, self.device))), p.hr)
+            ]
             for p in self.pairs[:count]
         ]
         return rows, ["bicubic", "model", "ground truth"]
@@ -198,15 +198,15 @@ class DenoiseValidator:
     def score(self, model: nn.Module) -> float:
         run = run_model(model, self.device, self.multiple)
         return float(
-            np.mean([psnr(_to_uint8(run(self._input(n))), c) for n, c in zip(self.noisy, self.clean, strict=True)])
+            np.mean([psnr(to_uint8(run(self._input(n))), c) for n, c in zip(self.noisy, self.clean, strict=True)])
         )
 
     def samples(self, model: nn.Module, count: int = 3, size: int = 160) -> tuple[list[list[np.ndarray]], list[str]]:
         run = run_model(model, self.device, self.multiple)
         rows = [
             [
-                _centre(x, size)
-                for x in ((np.clip(n, 0, 1) * 255).round().astype(np.uint8), _to_uint8(run(self._input(n))), c)
+                centre_crop(x, size)
+                for x in ((np.clip(n, 0, 1) * 255).round().astype(np.uint8), to_uint8(run(self._input(n))), c)
             ]
             for n, c in list(zip(self.noisy, self.clean, strict=True))[:count]
         ]

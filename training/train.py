@@ -38,17 +38,10 @@ from training.plots import save_curves, save_grid
 log = logging.getLogger("training")
 
 
-def torch_upscaler(model: nn.Module, device: torch.device, amp: bool = False) -> Upscaler:
-    @torch.no_grad()
-    def run(lr: np.ndarray) -> np.ndarray:
-        x = torch.from_numpy(np.ascontiguousarray(lr.transpose(2, 0, 1))).to(device).float().div(255).unsqueeze(0)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp and device.type == "cuda"):
-            y = model(x)
-        y = y.float().clamp(0, 1).mul(255).round().byte()
-        out: np.ndarray = y[0].permute(1, 2, 0).cpu().numpy()
-        return out
-
-    return run
+def torch_upscaler(model: nn.Module, device: torch.device, multiple: int = 1) -> Upscaler:
+    """uint8 LR -> uint8 SR through a PyTorch model (for evaluating checkpoints)."""
+    run = sources.run_model(model, device, multiple)
+    return lambda lr: sources.to_uint8(run(sources.to_tensor(lr, device)))
 
 
 class EMA:

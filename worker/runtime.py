@@ -8,15 +8,15 @@ selection and memory arena growth.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
 
-from imgenhance.cards import ModelCard
+from imgenhance.cards import ModelCard, file_sha256
 from imgenhance.catalog import Catalog
 from imgenhance.jobs import JobError
 from imgenhance.settings import Settings
@@ -81,16 +81,8 @@ class LoadedModel:
         return out
 
 
-def _sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def load_model(card: ModelCard, path: str, providers: list[str], threads: int) -> LoadedModel:
-    if _sha256(path) != card.sha256:
+    if file_sha256(Path(path)) != card.sha256:
         raise ModelFileMismatch(f"{path} does not match the checksum in its card {card.id}.json")
     start = time.perf_counter()
     opts = ort.SessionOptions()

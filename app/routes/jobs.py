@@ -44,6 +44,7 @@ SUBMIT_RESPONSES: dict[int | str, dict[str, Any]] = {
     422: {"description": "Damaged image or invalid parameter", **PROBLEM},
     503: {"description": "Queue full or backend unreachable", **PROBLEM},
 }
+SUBMIT_ROUTE: dict[str, Any] = {"status_code": 202, "response_model": JobView, "responses": SUBMIT_RESPONSES}
 _WAIT = re.compile(r"(?:^|[,;\s])wait\s*=\s*(\d+(?:\.\d+)?)", re.IGNORECASE)
 
 
@@ -144,13 +145,7 @@ QualityField = Annotated[
 PreferHeader = Annotated[str | None, Header(description="`wait=N`: answer with the image if done within N seconds")]
 
 
-@router.post(
-    "/super-resolve",
-    status_code=202,
-    response_model=JobView,
-    responses=SUBMIT_RESPONSES,
-    summary="Upscale an image x2 or x4",
-)
+@router.post("/super-resolve", summary="Upscale an image x2 or x4", **SUBMIT_ROUTE)
 async def super_resolve(
     state: StateDep,
     settings: SettingsDep,
@@ -182,13 +177,7 @@ async def super_resolve(
     return await submit(state, "super-resolve", params.model_dump(), data, info, prefer)
 
 
-@router.post(
-    "/denoise",
-    status_code=202,
-    response_model=JobView,
-    responses=SUBMIT_RESPONSES,
-    summary="Remove noise and compression artefacts",
-)
+@router.post("/denoise", summary="Remove noise and compression artefacts", **SUBMIT_ROUTE)
 async def denoise(
     state: StateDep,
     settings: SettingsDep,
