@@ -78,33 +78,40 @@ def augment(*tensors: torch.Tensor, generator: torch.Generator) -> tuple[torch.T
 
 
 class PatchSampler:
-    """Random aligned (LR, HR) patches from in-memory pairs, as float [0, 1] batches."""
+    """Random aligned patches from in-memory images on the training device, as float
+    [0, 1] batches. Each entry is a stack of images of one scene, the k-th ``scales[k]``
+    times the size of the first: (LR, HR) pairs for bicubic SR, a single clean image
+    otherwise. Images are drawn in proportion to their area, so big photos are not
+    under-used, and every stack gets the same flip / rotation."""
 
-    def __init__(self, pairs: list[SRPair], scale: int, lr_patch: int, device: torch.device, seed: int) -> None:
-        usable = [p for p in pairs if min(p.lr.shape[:2]) >= lr_patch]
-        assert usable, f"no training image is at least {lr_patch}px at low resolution; lower lr_patch"
-        self.scale, self.lr_patch, self.device = scale, lr_patch, device
-        self.lr = [_to_chw(p.lr, device) for p in usable]
-        self.hr = [_to_chw(p.hr, device) for p in usable]
-        # Sample images in proportion to their area so big photos are not under-used.
-        areas = torch.tensor([float(t.shape[1] * t.shape[2]) for t in self.lr])
+    def __init__(
+        self,
+        stacks: list[tuple[np.ndarray, ...]],
+        scales: tuple[int, ...],
+        patch: int,
+        device: torch.device,
+        seed: int,
+        knob: str = "lr_patch",
+    ) -> None:
+        usable = [s for s in stacks if min(s[0].shape[:2]) >= patch]
+        assert usable, f"no training image is at least {patch}px; lower {knob}"
+        self.scales, self.patch = scales, patch
+        self.stacks = [tuple(_to_chw(img, device) for img in s) for s in usable]
+        areas = torch.tensor([float(s[0].shape[1] * s[0].shape[2]) for s in self.stacks])
         self.weights = areas / areas.sum()
         self.generator = torch.Generator().manual_seed(seed)
 
     def __len__(self) -> int:
-        return len(self.lr)
+        return len(self.stacks)
 
-    def sample(self, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
-        g, p, s = self.generator, self.lr_patch, self.scale
+    def sample(self, batch_size: int) -> tuple[torch.Tensor, ...]:
+        g, p = self.generator, self.patch
         picks = torch.multinomial(self.weights, batch_size, replacement=True, generator=g).tolist()
-        lrs, hrs = [], []
+        rows = []
         for i in picks:
-            lr_img, hr_img = self.lr[i], self.hr[i]
-            y = int(torch.randint(0, lr_img.shape[1] - p + 1, (1,), generator=g))
-            x = int(torch.randint(0, lr_img.shape[2] - p + 1, (1,), generator=g))
-            lr_crop = lr_img[:, y : y + p, x : x + p]
-            hr_crop = hr_img[:, y * s : (y + p) * s, x * s : (x + p) * s]
-            lr_crop, hr_crop = augment(lr_crop, hr_crop, generator=g)
-            lrs.append(lr_crop)
-            hrs.append(hr_crop)
-        return torch.stack(lrs).float() / 255.0, torch.stack(hrs).float() / 255.0
+            stack = self.stacks[i]
+            y = int(torch.randint(0, stack[0].shape[1] - p + 1, (1,), generator=g))
+            x = int(torch.randint(0, stack[0].shape[2] - p + 1, (1,), generator=g))
+            crops = [t[:, y * s : (y + p) * s, x * s : (x + p) * s] for t, s in zip(stack, self.scales, strict=True)]
+            rows.append(augment(*crops, generator=g))
+        return tuple(torch.stack(batch).float() / 255.0 for batch in zip(*rows, strict=True))

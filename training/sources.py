@@ -20,7 +20,7 @@ from torch import nn
 from training import degradations
 from training.archs.unet import LEVEL_SCALE
 from training.config import TrainConfig
-from training.data import PatchSampler, SRPair, augment, list_images, load_rgb, make_sr_pairs, realworld_pair
+from training.data import PatchSampler, SRPair, list_images, load_rgb, make_sr_pairs, realworld_pair
 from training.imresize import imresize, modcrop
 from training.metrics import crop_border, psnr, y_channel
 from training.plots import centre_crop
@@ -56,62 +56,47 @@ def to_uint8(t: torch.Tensor) -> np.ndarray:
     return out
 
 
-class CleanPatches:
-    """Random clean crops (augmented) from in-memory images on the training device."""
-
-    def __init__(
-        self, images: list[np.ndarray], patch: int, device: torch.device, seed: int, multiple: int = 1
-    ) -> None:
-        usable = [img for img in images if min(img.shape[:2]) >= patch]
-        assert usable, f"no training image is at least {patch}px; lower hr_patch"
-        self.images = [torch.from_numpy(np.ascontiguousarray(i.transpose(2, 0, 1))).to(device) for i in usable]
-        areas = torch.tensor([float(t.shape[1] * t.shape[2]) for t in self.images])
-        self.weights = areas / areas.sum()
-        self.patch, self.generator = patch, torch.Generator().manual_seed(seed)
-
-    def sample(self, batch_size: int) -> torch.Tensor:
-        g, p = self.generator, self.patch
-        crops = []
-        for i in torch.multinomial(self.weights, batch_size, replacement=True, generator=g).tolist():
-            img = self.images[i]
-            y = int(torch.randint(0, img.shape[1] - p + 1, (1,), generator=g))
-            x = int(torch.randint(0, img.shape[2] - p + 1, (1,), generator=g))
-            crops.append(augment(img[:, y : y + p, x : x + p], generator=g)[0])
-        return torch.stack(crops).float() / 255.0
-
-
 class BicubicSource:
     def __init__(self, cfg: TrainConfig, train_paths: list[Path], device: torch.device) -> None:
-        self.sampler = PatchSampler(make_sr_pairs(train_paths, cfg.scale), cfg.scale, cfg.lr_patch, device, cfg.seed)
+        pairs = make_sr_pairs(train_paths, cfg.scale)
+        self.sampler = PatchSampler([(p.lr, p.hr) for p in pairs], (1, cfg.scale), cfg.lr_patch, device, cfg.seed)
 
     def sample(self, batch_size: int) -> Batch:
-        return self.sampler.sample(batch_size)
+        lr, hr = self.sampler.sample(batch_size)
+        return lr, hr
 
 
 class RealESRGANSource:
     def __init__(self, cfg: TrainConfig, train_paths: list[Path], device: torch.device) -> None:
         self.scale = cfg.scale
-        self.patches = CleanPatches(
-            [load_rgb(p) for p in train_paths], cfg.hr_patch or cfg.lr_patch * cfg.scale, device, cfg.seed
+        self.patches = PatchSampler(
+            [(load_rgb(p),) for p in train_paths],
+            (1,),
+            cfg.hr_patch or cfg.lr_patch * cfg.scale,
+            device,
+            cfg.seed,
+            "hr_patch",
         )
         self.rng = np.random.default_rng(cfg.seed)
         self.gen = torch.Generator(device=device).manual_seed(cfg.seed + 1)  # noise drawn where it is used
         self.cfg = degradations.RealESRGANConfig(**cfg.degradation_args)
 
     def sample(self, batch_size: int) -> Batch:
-        hr = self.patches.sample(batch_size)
+        (hr,) = self.patches.sample(batch_size)
         return degradations.realesrgan(hr, self.scale, self.rng, self.gen, self.cfg), hr
 
 
 class NoiseSource:
     def __init__(self, cfg: TrainConfig, train_paths: list[Path], device: torch.device) -> None:
         self.cfg = degradations.NoiseConfig(max_sigma=cfg.max_sigma, blind_prob=cfg.blind_prob)
-        self.patches = CleanPatches([load_rgb(p) for p in train_paths], cfg.hr_patch or cfg.lr_patch, device, cfg.seed)
+        self.patches = PatchSampler(
+            [(load_rgb(p),) for p in train_paths], (1,), cfg.hr_patch or cfg.lr_patch, device, cfg.seed, "hr_patch"
+        )
         self.rng = np.random.default_rng(cfg.seed)
         self.gen = torch.Generator(device=device).manual_seed(cfg.seed + 1)
 
     def sample(self, batch_size: int) -> Batch:
-        clean = self.patches.sample(batch_size)
+        (clean,) = self.patches.sample(batch_size)
         noisy, sigma = degradations.noisy(clean, self.rng, self.gen, self.cfg)
         blind = torch.from_numpy(self.rng.random(batch_size) < self.cfg.blind_prob).to(clean.device)
         return degradations.level_map(noisy, sigma, blind, LEVEL_SCALE), clean
