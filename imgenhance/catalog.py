@@ -63,7 +63,7 @@ class Catalog:
             ]
             if not candidates:
                 raise UnknownModel(f"no {model_id} {task} model for scale {scale}")
-            return sorted(candidates, key=lambda c: (not c.default, c.id))[0]
+            return _preferred(candidates)
         if model_id is not None:
             card = self.get(model_id)
             if card is None or card.task != task:
@@ -75,4 +75,9 @@ class Catalog:
         candidates = [c for c in self.cards if c.task == task and (scale is None or c.scale == scale)]
         if not candidates:
             raise UnknownModel(f"no {task} model" + (f" for scale {scale}" if scale else "") + " is installed")
-        return sorted(candidates, key=lambda c: (not c.default, c.id))[0]
+        return _preferred(candidates)
+
+
+def _preferred(candidates: list[ModelCard]) -> ModelCard:
+    """The default model if one is flagged, else the first by id."""
+    return sorted(candidates, key=lambda c: (not c.default, c.id))[0]

@@ -24,10 +24,12 @@ log = logging.getLogger("imgenhance.worker")
 
 
 def build_runtime(settings: Settings, connection: Redis) -> Catalog:
-    """Load every model once and make it available to job functions in this process."""
+    """Load every model once and make it available to job functions in this process,
+    with GPU metrics beside the worker metrics."""
     catalog = Catalog.load(settings.models_dir)
     assert len(catalog), f"no model cards in {settings.models_dir}: nothing to serve"
     context.install(context.WorkerContext(settings, Runtime(catalog, settings), connection))
+    metrics.register_gpu_collector()
     return catalog
 
 
@@ -52,7 +54,6 @@ def run(settings: Settings) -> None:
     assert settings.redis_url, "imgenhance worker needs REDIS_URL (embedded mode runs workers inside `serve`)"
     connection = Redis.from_url(settings.redis_url)
     catalog = build_runtime(settings, connection)
-    metrics.register_gpu_collector()
     if settings.metrics_port:
         start_http_server(settings.metrics_port)
         log.info("worker metrics on :%d/metrics", settings.metrics_port)
@@ -64,7 +65,6 @@ class EmbeddedWorkers:
 
     def __init__(self, settings: Settings, connection: Redis) -> None:
         catalog = build_runtime(settings, connection)
-        metrics.register_gpu_collector()
         self.workers = [
             build_worker(settings, connection, catalog, in_thread=True) for _ in range(settings.embedded_workers)
         ]
