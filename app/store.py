@@ -20,6 +20,7 @@ from app.errors import JobNotCancelable, JobNotFinished, JobNotFound, QueueFull,
 from app.schemas import JobView, ResultInfo, Timings
 from imgenhance import jobs
 from imgenhance.jobs import JobStatus
+from imgenhance.params import JobParams, JobResult
 from imgenhance.settings import Settings
 
 
@@ -41,7 +42,7 @@ class JobStore:
     def queue(self, task: str) -> Queue:
         return Queue(task, connection=self.connection, serializer=jobs.SERIALIZER)
 
-    def submit(self, task: str, params: dict[str, Any], data: bytes, meta: dict[str, Any]) -> str:
+    def submit(self, task: str, params: JobParams, uploads: dict[str, bytes], meta: dict[str, Any]) -> str:
         queue = self.queue(task)
         if queue.count >= self.settings.max_queue_length:
             raise QueueFull(
@@ -49,11 +50,14 @@ class JobStore:
             )
         job_id = uuid.uuid4().hex
         ttl = self.settings.data_ttl_seconds
-        # The upload is stored before the job exists, so a worker never finds a job without its input.
-        self.connection.set(jobs.input_key(job_id), data, ex=ttl)
+        # Uploads are stored before the job exists, so a worker never finds a job without its inputs.
+        with self.connection.pipeline() as pipe:
+            for name, data in uploads.items():
+                pipe.set(jobs.input_key(job_id, name), data, ex=ttl)
+            pipe.execute()
         queue.enqueue_call(
             jobs.ENTRYPOINT,
-            kwargs={"task": task, "params": params},
+            kwargs={"task": task, "params": params.model_dump(mode="json")},
             job_id=job_id,
             timeout=self.settings.job_timeout_seconds,
             result_ttl=ttl,
@@ -107,7 +111,7 @@ class JobStore:
             attempts=int(job.meta.get("attempts", 0)),
             error=error,
             error_kind=job.meta.get("error_kind", "internal") if status is JobStatus.FAILED else None,
-            result=ResultInfo(**{k: result[k] for k in ResultInfo.model_fields}) if result else None,
+            result=ResultInfo.from_result(JobResult.model_validate(result)) if result else None,
             links=links,
         )
 
@@ -129,7 +133,9 @@ class JobStore:
         if status in (RQStatus.QUEUED, RQStatus.DEFERRED, RQStatus.SCHEDULED):
             with contextlib.suppress(InvalidJobOperation):  # already canceled by a concurrent request
                 job.cancel()
-            self.connection.delete(jobs.input_key(job_id))
+            uploads = [jobs.input_key(job_id, name) for name in job.meta.get("inputs", {})]
+            if uploads:
+                self.connection.delete(*uploads)
         elif status == RQStatus.STARTED:
             self.connection.set(jobs.cancel_key(job_id), 1, ex=self.settings.job_timeout_seconds + 60)
         else:

@@ -22,9 +22,10 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.common import describe, timings
 from imgenhance.catalog import Catalog
+from imgenhance.params import SuperResolveParams
 from tests.support.images import BUTTERFLY
 from worker.codec import Picture
-from worker.pipeline import TileSettings, super_resolve
+from worker.pipelines import TileSettings, run_local
 from worker.runtime import choose_providers, load_model
 
 MODELS = Path(__file__).resolve().parents[1] / "models"
@@ -50,12 +51,17 @@ def main() -> None:
         on_cpu = load_model(card, path, ["CPUExecutionProvider"], 0)
         gpu_tiles = TileSettings(args.tile, 24, args.batch)
         cpu_tiles = TileSettings(args.tile, 24, 1)
-        out_gpu = super_resolve(picture, on_gpu, gpu_tiles).pixels
-        out_cpu = super_resolve(picture, on_cpu, cpu_tiles).pixels
+        params = SuperResolveParams(model=card.id, scale=card.scale, output_format="png")  # type: ignore[arg-type]
+        out_gpu = run_local(params, on_gpu, gpu_tiles, image=picture).pixels
+        out_cpu = run_local(params, on_cpu, cpu_tiles, image=picture).pixels
         diff = np.abs(out_gpu - out_cpu)
         mse = float(np.mean(diff**2))
-        t_gpu = timings(lambda m=on_gpu, t=gpu_tiles: super_resolve(picture, m, t), args.repeats, warmup=2)
-        t_cpu = timings(lambda m=on_cpu, t=cpu_tiles: super_resolve(picture, m, t), max(1, args.repeats // 2))
+        t_gpu = timings(
+            lambda m=on_gpu, t=gpu_tiles, p=params: run_local(p, m, t, image=picture), args.repeats, warmup=2
+        )
+        t_cpu = timings(
+            lambda m=on_cpu, t=cpu_tiles, p=params: run_local(p, m, t, image=picture), max(1, args.repeats // 2)
+        )
         print(
             f"{card.id}: {args.size}x{args.size} -> x{card.scale}, load {on_gpu.load_seconds:.2f}s on {on_gpu.provider}"
         )

@@ -19,7 +19,7 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.common import describe, ort_providers, timings
 from tests.support.images import BUTTERFLY
-from worker.pipeline import TileSettings, count_tiles
+from worker.pipelines.common import TileSettings, count_tiles
 from worker.tiling import run_tiled
 
 MODELS = Path(__file__).resolve().parents[1] / "models"

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -26,9 +26,14 @@ class _Strict(BaseModel):
 
 class TensorSpec(_Strict):
     name: str
-    dtype: Literal["float32", "float16"] = "float32"
+    dtype: Literal["float32", "float16", "int64"] = "float32"
     shape: list[int] = Field(description="-1 marks a variable dimension")
-    layout: Literal["NCHW"] = "NCHW"
+    layout: Literal["NCHW", "NC", "N"] = "NCHW"
+    role: str = Field(
+        "image",
+        description="image, style (a second image), strength (a scalar per sample), latent (a vector per sample) "
+        "or class (an index per sample)",
+    )
 
 
 class NoiseLevel(_Strict):
@@ -65,6 +70,154 @@ class Training(_Strict):
     device: str
     framework: str
     losses: str = ""
+    built_by: str | None = Field(
+        None, description="for files not kept in git: the command that rebuilds them, byte for byte, at set-up"
+    )
+
+
+class StyleInfo(_Strict):
+    """The painting a named-style model learnt, and what a person should know about it."""
+
+    name: str = Field(description="the name requests use: style=<name>")
+    title: str
+    artist: str
+    year: str
+    licence: str
+    source: str
+    image_sha256: str = Field(description="of the painting file the model was trained on")
+    style_side: int = Field(description="the painting's longer side when its statistics were taken")
+    preview: str = Field(description="a thumbnail of the painting, beside the card")
+    example: str = Field(description="a photograph stylised by this model, beside the card")
+
+
+class GeneratorInfo(_Strict):
+    """What a generate model makes, and how a request steers it."""
+
+    resolution: int
+    channels: int = Field(description="1 = gray, 3 = RGB")
+    latent: int = Field(description="size of the latent vector z ~ N(0, I), drawn from the request's seed")
+    classes: list[str] = Field(description="names a request may give as class (or their index); [] = unconditional")
+    truncation: str = "psi scales z towards the mean (0): 1 = full variety, smaller = more typical images"
+
+
+# -- measured quality: one typed block per task, written by `python -m training eval` ----
+
+Protocol = dict[str, str | int | float | list[float] | list[str]]
+
+
+class Score(_Strict):
+    psnr: float
+    ssim: float
+
+
+class SRScores(_Strict):
+    protocol: Protocol
+    results: dict[str, dict[str, Score]] = Field(description="set -> method -> score")
+    gain_over_bicubic_db: dict[str, float] = Field(description="set -> model minus bicubic, dB")
+
+
+class SRQuality(SRScores):
+    kind: Literal["super-resolve"] = "super-resolve"
+    real_world_degradation: SRScores | None = Field(None, description="on Real-ESRGAN-degraded inputs")
+    measured_by: str
+
+    def headline(self) -> str:
+        scores: SRScores = self.real_world_degradation or self
+        where = " (degraded inputs)" if self.real_world_degradation else ""
+        return ", ".join(f"{name} {db:+.2f} dB vs bicubic" for name, db in scores.gain_over_bicubic_db.items()) + where
+
+
+class DenoiseGain(_Strict):
+    vs_bm3d_db: float
+    vs_nlm_db: float
+
+
+class DenoiseQuality(_Strict):
+    kind: Literal["denoise"] = "denoise"
+    protocol: Protocol
+    results: dict[str, dict[str, dict[str, Score]]] = Field(description="set -> sigma -> method -> score")
+    gains: dict[str, dict[str, DenoiseGain]] = Field(description="set -> sigma -> gains of the model")
+    measured_by: str
+
+    def headline(self) -> str:
+        return ", ".join(
+            f"{name} {sigma}: {g.vs_bm3d_db:+.2f} dB vs BM3D, {g.vs_nlm_db:+.2f} vs NLM"
+            for name, by in self.gains.items()
+            for sigma, g in by.items()
+        )
+
+
+class StyleScores(_Strict):
+    content_loss: float = Field(description="mean unweighted content loss (relu2_2 MSE)")
+    style_loss: float = Field(description="mean unweighted Gram style loss (relu1_2..relu4_3)")
+    seconds: float = Field(description="mean time per image at the evaluation size")
+    images: int
+
+
+class StyleComparison(_Strict):
+    """This model against the Gatys optimisation on the same images, painting and loss network."""
+
+    feed_forward: StyleScores
+    gatys: StyleScores
+    style_loss_ratio: float | None = Field(description="feed-forward / Gatys (1.0 = as well matched)")
+    content_loss_ratio: float | None = Field(description="feed-forward / Gatys (None: Gatys's is 0)")
+    speedup: float = Field(description="Gatys time / feed-forward time")
+
+
+class StyleQuality(_Strict):
+    kind: Literal["style-transfer"] = "style-transfer"
+    protocol: Protocol
+    results: dict[str, dict[str, StyleScores]] = Field(description="style -> content set -> feed-forward scores")
+    versus_gatys: dict[str, StyleComparison] = Field(description="style -> comparison on the Gatys image set")
+    measured_by: str
+
+    def headline(self) -> str:
+        return ", ".join(
+            f"{name}: style loss {c.style_loss_ratio}x, content {c.content_loss_ratio}x Gatys's, "
+            f"{c.speedup:,.0f}x faster"
+            for name, c in self.versus_gatys.items()
+        )
+
+
+class ClassAccuracy(_Strict):
+    """A classifier trained on the real training images, reading held-out real images and
+    images generated for each class."""
+
+    real: dict[str, float] = Field(description="class -> accuracy on held-out real images")
+    generated: dict[str, float] = Field(description="class -> accuracy on images generated for that class")
+    worst_ratio: float = Field(description="min over classes of generated / real accuracy")
+
+
+class GenerateQuality(_Strict):
+    kind: Literal["generate"] = "generate"
+    protocol: Protocol
+    fid: float
+    kid: float
+    fid_floor: float = Field(description="FID between two halves of the held-out real images")
+    kid_floor: float
+    generated_images: int
+    real_images: int
+    classifier: ClassAccuracy | None = None
+    measured_by: str
+
+    def headline(self) -> str:
+        text = f"FID {self.fid:.1f} (floor {self.fid_floor:.1f}), KID {self.kid:.4f} (floor {self.kid_floor:.4f})"
+        if self.classifier is not None:
+            text += f", class accuracy >= {100 * self.classifier.worst_ratio:.0f}% of real's"
+        return text
+
+
+class NotMeasured(_Strict):
+    kind: Literal["not-measured"] = "not-measured"
+    reason: str
+
+    def headline(self) -> str:
+        return f"not measured: {self.reason}"
+
+
+Quality = Annotated[
+    SRQuality | DenoiseQuality | StyleQuality | GenerateQuality | NotMeasured, Field(discriminator="kind")
+]
 
 
 class ModelCard(_Strict):
@@ -81,7 +234,10 @@ class ModelCard(_Strict):
     architecture: Architecture
     io: ModelIO
     training: Training
-    quality: dict[str, Any]
+    onnx_parity_max_abs_diff: float | None = Field(None, description="ONNX vs PyTorch at export, other sizes")
+    style: StyleInfo | None = Field(None, description="named style-transfer models: the painting")
+    generator: GeneratorInfo | None = Field(None, description="generate models: what they make")
+    quality: Quality
     data_terms: str
     created: str
 

@@ -2,9 +2,9 @@
 
 A job is an RQ job whose function is ``worker.tasks.run_job`` (named by string, so
 the gateway never imports the worker) with JSON-serialised keyword arguments
-``task`` and ``params``. Image bytes never travel in the job: the gateway stores the
-upload under ``input_key(job_id)`` and the worker writes the encoded output under
-``result_key(job_id)``, both with the data TTL. Progress lives in ``job.meta``;
+``task`` and ``params`` (``imgenhance.params``). Image bytes never travel in the job:
+the gateway stores each upload under ``input_key(job_id, name)`` and the worker writes
+the encoded output under ``result_key(job_id)``, both with the data TTL. Progress lives in ``job.meta``;
 state changes are announced on ``events_channel(job_id)`` so a waiting request wakes
 at once instead of polling.
 """
@@ -13,10 +13,9 @@ from __future__ import annotations
 
 import json
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Any
 
 from prometheus_client import Counter
-from pydantic import BaseModel, ConfigDict, Field
 from redis import Redis
 from rq.exceptions import AbandonedJobError
 from rq.job import Job
@@ -58,8 +57,8 @@ _FROM_RQ = {
 }
 
 
-def input_key(job_id: str) -> str:
-    return f"{NAMESPACE}:input:{job_id}"
+def input_key(job_id: str, name: str) -> str:
+    return f"{NAMESPACE}:input:{job_id}:{name}"
 
 
 def result_key(job_id: str) -> str:
@@ -76,41 +75,6 @@ def events_channel(job_id: str) -> str:
 
 def publish(connection: Redis, job_id: str, **event: Any) -> None:
     connection.publish(events_channel(job_id), json.dumps(event))
-
-
-# -- parameters --------------------------------------------------------------------
-
-OutputFormat = Literal["png", "jpeg", "webp"]
-MAX_SIGMA = 75.0
-
-
-class _Params(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    model: str = Field(description="the model id that runs the job, resolved by the gateway")
-    output_format: OutputFormat
-    quality: Annotated[int, Field(ge=1, le=100)] | None = None
-
-
-class SuperResolveParams(_Params):
-    scale: Literal[2, 4]
-
-
-class DenoiseParams(_Params):
-    sigma: Annotated[float, Field(ge=0, le=MAX_SIGMA)] | None = Field(
-        None, description="noise level the model assumes, 0-255 scale; None = blind (estimated by the model)"
-    )
-    strength: Annotated[float, Field(ge=0, le=1)] = Field(
-        1.0, description="share of the model's correction applied: 0 = unchanged, 1 = full"
-    )
-
-
-PARAMS: dict[str, type[_Params]] = {"super-resolve": SuperResolveParams, "denoise": DenoiseParams}
-
-
-def pipeline_options(params: _Params) -> dict[str, Any]:
-    """The task-specific parameters a pipeline takes (everything but model and output)."""
-    return params.model_dump(exclude={"model", "output_format", "quality"})
 
 
 # -- failures ----------------------------------------------------------------------

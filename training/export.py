@@ -1,26 +1,39 @@
 """ONNX export with a parity check, and the card that describes the result.
 
-The exported graph takes ``input`` (N, C, H, W) float32 RGB in [0, 1] with dynamic
-batch, height and width, and returns ``output`` at ``scale`` times the size. Parity
-with PyTorch is checked at sizes other than the export size before a card is written.
+A graph takes float32 RGB in [0, 1], NCHW, with dynamic batch, height and width:
+``input`` for single-image models (plus a level channel for denoisers), or
+``content``, ``style`` and ``alpha`` for the any-style model. It returns ``output``
+(``scale`` times the size for super-resolution). Parity with PyTorch is checked at
+sizes other than the export size before a card is written.
 """
 
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import onnx
-import onnxruntime as ort
 import torch
 from torch import nn
 
-from imgenhance.cards import Architecture, ModelCard, ModelIO, NoiseLevel, TensorSpec, Training, file_sha256
+from imgenhance.cards import (
+    Architecture,
+    GeneratorInfo,
+    ModelCard,
+    ModelIO,
+    NoiseLevel,
+    NotMeasured,
+    StyleInfo,
+    TensorSpec,
+    Training,
+    file_sha256,
+)
 from training import archs
 from training.archs.unet import BLIND, LEVEL_SCALE
+from training.checkpoint import ArchSpec, Checkpoint
 from training.onnx_passes import prelu_as_batchnorm
 
 OPSET = 17
@@ -28,25 +41,88 @@ PARITY_TOLERANCE = 1e-4
 DATA_TERMS = {
     "T91": "T91 (Yang et al. 2010)",
     "BSD200": "BSD200 (BSDS300 training split, Martin et al. 2001)",
+    "photos": "photographs from desktop-wallpaper collections (CC BY-SA 3.0, CC0, public domain; per-file "
+    "licences in the data set's LICENSES.tsv)",
+    "mnist": "MNIST digits (LeCun et al. 1998), the 10,000 of its test-split files: 8,000 trained on, 2,000 held out",
+    "faces_london": "Face Research Lab London Set (DeBruine & Jones 2017, doi:10.6084/m9.figshare.5047666.v5, "
+    "CC BY 4.0; subjects consented to altered use)",
 }
 
 
-def export_onnx(model: nn.Module, path: Path, in_ch: int = 3, size: int = 64) -> list[str]:
+@dataclass(frozen=True)
+class GraphInput:
+    name: str
+    role: str  # image | style | strength | latent | class (imgenhance.cards.TensorSpec.role)
+    channels: int | None  # images: channels; latent: its size; None: one value per sample
+    dtype: str = "float32"  # or int64 (class indices)
+
+    @property
+    def image(self) -> bool:
+        return self.role in ("image", "style")
+
+    def shape(self) -> list[int]:
+        if self.image:
+            return [-1, self.channels or 3, -1, -1]
+        return [-1] if self.channels is None else [-1, self.channels]
+
+    def layout(self) -> str:
+        return "NCHW" if self.image else ("N" if self.channels is None else "NC")
+
+
+def graph_inputs(arch: ArchSpec) -> list[GraphInput]:
+    if arch.name == "AdaINNet":
+        return [
+            GraphInput("content", "image", 3),
+            GraphInput("style", "style", 3),
+            GraphInput("alpha", "strength", None),
+        ]
+    if arch.name == "Generator":
+        latent = [GraphInput("latent", "latent", int(arch.args["latent"]))]
+        return latent + ([GraphInput("class", "class", None, "int64")] if arch.args.get("classes") else [])
+    return [GraphInput("input", "image", archs.input_channels(arch.name, arch.args))]
+
+
+def _dummies(
+    inputs: list[GraphInput], batch: int, sides: list[tuple[int, int]], gen: torch.Generator
+) -> tuple[torch.Tensor, ...]:
+    """Random inputs; image-like input i gets ``sides[i]`` (so content and style differ)."""
+    out = []
+    for i, spec in enumerate(inputs):
+        if spec.dtype == "int64":
+            out.append(torch.randint(0, 2, (batch,), generator=gen))
+        elif spec.image:
+            h, w = sides[min(i, len(sides) - 1)]
+            out.append(torch.rand(batch, spec.channels or 3, h, w, generator=gen))
+        elif spec.channels is None:
+            out.append(torch.rand(batch, generator=gen))
+        else:
+            out.append(torch.randn(batch, spec.channels, generator=gen))
+    return tuple(out)
+
+
+def export_onnx(
+    model: nn.Module, path: Path, in_ch: int = 3, size: int = 64, inputs: list[GraphInput] | None = None
+) -> list[str]:
     """Export, then apply the graph passes; returns the names of the passes that changed the graph."""
+    inputs = inputs or [GraphInput("input", "image", in_ch)]
     path.parent.mkdir(parents=True, exist_ok=True)
-    dummy = torch.rand(1, in_ch, size, size)
-    dims = {0: "batch", 2: "height", 3: "width"}
+    dummies = _dummies(inputs, 1, [(size, size), (size + 8, size - 8)], torch.Generator().manual_seed(0))
+    image_dims = {0: "batch", 2: "height", 3: "width"}
+    dynamic = {
+        spec.name: ({0: "batch", 2: f"{spec.name}_h", 3: f"{spec.name}_w"} if spec.image else {0: "batch"})
+        for spec in inputs
+    }
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the TorchScript exporter announces its deprecation
         torch.onnx.export(
             model.eval().cpu(),
-            (dummy,),
+            dummies,
             str(path),
             dynamo=False,
             opset_version=OPSET,
-            input_names=["input"],
+            input_names=[spec.name for spec in inputs],
             output_names=["output"],
-            dynamic_axes={"input": dims, "output": dims},
+            dynamic_axes={**dynamic, "output": image_dims if any(i.image for i in inputs) else {0: "batch"}},
         )
     graph = onnx.load(str(path))
     passes = ["prelu-as-batchnorm"] if prelu_as_batchnorm(graph) else []
@@ -55,32 +131,65 @@ def export_onnx(model: nn.Module, path: Path, in_ch: int = 3, size: int = 64) ->
     return passes
 
 
-def session(path: Path, threads: int = 0) -> ort.InferenceSession:
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
-    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-
-
-def parity(model: nn.Module, onnx_path: Path, multiple: int = 1, in_ch: int = 3) -> float:
+def parity(
+    model: nn.Module, onnx_path: Path, multiple: int = 1, in_ch: int = 3, inputs: list[GraphInput] | None = None
+) -> float:
     """Largest absolute difference between PyTorch and ONNX Runtime outputs, at sizes
     other than the export size (odd ones where the model allows them)."""
-    sides = ((37, 53), (48, 30)) if multiple == 1 else ((36, 52), (48, 28))
-    shapes = ((1, in_ch, *sides[0]), (2, in_ch, *sides[1]))
-    sess = session(onnx_path)
+    from worker.runtime import open_session
+
+    inputs = inputs or [GraphInput("input", "image", in_ch)]
+
+    def fit(h: int, w: int) -> tuple[int, int]:
+        return -(-h // multiple) * multiple, -(-w // multiple) * multiple
+
+    cases = ((1, [fit(37, 53), fit(29, 45)]), (2, [fit(48, 30), fit(40, 56)]))
+    sess = open_session(onnx_path)
     worst = 0.0
     gen = torch.Generator().manual_seed(0)
-    for shape in shapes:
-        x = torch.rand(*shape, generator=gen)
+    for batch, sides in cases:
+        xs = _dummies(inputs, batch, sides, gen)
         with torch.no_grad():
-            ref = model.eval().cpu()(x).numpy()
-        got = sess.run(None, {"input": x.numpy()})[0]
-        assert got.shape == ref.shape, f"ONNX output {got.shape} != PyTorch {ref.shape} for input {shape}"
-        worst = max(worst, float(np.abs(got - ref).max()))
+            ref = model.eval().cpu()(*xs).numpy()
+        got = sess.run(None, {spec.name: x.numpy() for spec, x in zip(inputs, xs, strict=True)})[0]
+        if got.shape != ref.shape:
+            raise ParityError(f"ONNX output {got.shape} != PyTorch {ref.shape} for inputs {[x.shape for x in xs]}")
+        diff = float(np.abs(got - ref).max())
+        if not diff <= worst:  # max() would keep the old value when diff is NaN
+            worst = diff
     return worst
 
 
-def describe_losses(cfg: dict[str, Any], perceptual: str) -> str:
-    pixel = {"l1": "L1", "charbonnier": "Charbonnier"}.get(cfg.get("loss", "l1"), cfg.get("loss", ""))
+class ParityError(RuntimeError):
+    """The exported graph does not compute what the PyTorch model computes."""
+
+
+def require_parity(
+    model: nn.Module, onnx_path: Path, multiple: int = 1, in_ch: int = 3, inputs: list[GraphInput] | None = None
+) -> float:
+    """``parity`` or refuse: a graph that differs from its model must never reach ``models/``."""
+    diff = parity(model, onnx_path, multiple, in_ch, inputs)
+    if not diff <= PARITY_TOLERANCE:  # also refuses NaN
+        raise ParityError(
+            f"{onnx_path.name}: ONNX output differs from PyTorch by {diff:.2e} > {PARITY_TOLERANCE:.0e}; "
+            "a graph pass or the exporter changed what the model computes"
+        )
+    return diff
+
+
+def describe_losses(cfg: dict[str, object], perceptual: str) -> str:
+    if cfg.get("task") == "style-transfer":
+        if cfg.get("method") == "adain":
+            return (
+                f"{cfg.get('content_weight')} x content (relu4_1 vs AdaIN target) + {cfg.get('style_weight')} x "
+                "style (channel mean and std, relu1_1..relu4_1); VGG16 ImageNet encoder, decoder trained"
+            )
+        return (
+            f"{cfg.get('content_weight')} x content (relu2_2 MSE) + {cfg.get('style_weight')} x Gram style "
+            f"(relu1_2, relu2_2, relu3_3, relu4_3) + {cfg.get('tv_weight')} x TV; VGG16 ImageNet; trained with "
+            f"{len(cfg.get('styles', []))} paintings at once (a conditional instance norm each), exported per painting"
+        )
+    pixel = {"l1": "L1", "charbonnier": "Charbonnier"}.get(str(cfg.get("loss", "l1")), str(cfg.get("loss", "")))
     if cfg.get("stage", "psnr") != "gan":
         return pixel
     parts = [f"{cfg.get('pixel_weight', 1.0)} x {pixel}"]
@@ -90,35 +199,78 @@ def describe_losses(cfg: dict[str, Any], perceptual: str) -> str:
     return " + ".join(parts) + f"; generator initialised from {cfg.get('init_from') or 'scratch'}"
 
 
+def _output_shape(arch: ArchSpec) -> list[int]:
+    if arch.name == "Generator":
+        side = int(arch.args["resolution"])
+        return [-1, int(arch.args["channels"]), side, side]
+    return [-1, 3, -1, -1]
+
+
+def _generator_info(ckpt: Checkpoint) -> GeneratorInfo | None:
+    if ckpt.arch.name != "Generator":
+        return None
+    args = ckpt.arch.args
+    return GeneratorInfo(
+        resolution=int(args["resolution"]),
+        channels=int(args["channels"]),
+        latent=int(args["latent"]),
+        classes=[str(c) for c in ckpt.config.get("classes", [])],
+    )
+
+
+def exportable(ckpt: Checkpoint) -> nn.Module:
+    """The module whose graph ships: generators get their output mapped to [0, 1]."""
+    from training.archs.gan import ExportedGenerator, Generator
+
+    model = ckpt.generator()
+    return ExportedGenerator(model).eval() if isinstance(model, Generator) else model
+
+
+def model_io(ckpt: Checkpoint) -> ModelIO:
+    arch = ckpt.arch
+    specs = graph_inputs(arch)
+    noise_level = None
+    if arch.name == "DenoiseUNet":
+        noise_level = NoiseLevel(
+            channel=archs.input_channels(arch.name, arch.args) - 1,
+            sigma_per_unit=LEVEL_SCALE,
+            blind_value=BLIND,
+            trained_max_sigma=float(ckpt.config.get("max_sigma", 50.0)),
+        )
+    return ModelIO(
+        inputs=[
+            TensorSpec(name=s.name, role=s.role, shape=s.shape(), layout=s.layout(), dtype=s.dtype)  # type: ignore[arg-type]
+            for s in specs
+        ],
+        outputs=[TensorSpec(name="output", shape=_output_shape(arch))],
+        size_multiple=arch.size_multiple,
+        noise_level=noise_level,
+    )
+
+
 def build_card(
-    ckpt: dict[str, Any],
+    ckpt: Checkpoint,
     onnx_path: Path,
     model_id: str,
-    quality: dict[str, Any],
     variant: str,
     default: bool,
     graph_passes: list[str],
+    parity_diff: float,
+    style: StyleInfo | None = None,
 ) -> ModelCard:
-    cfg = ckpt["config"]
-    arch = ckpt["arch"]
-    model = archs.build(arch["name"], arch["args"])
-    in_ch = archs.input_channels(arch["name"], arch["args"])
-    noise_level = None
-    if arch["name"] == "DenoiseUNet":
-        noise_level = NoiseLevel(
-            channel=in_ch - 1,
-            sigma_per_unit=LEVEL_SCALE,
-            blind_value=BLIND,
-            trained_max_sigma=float(cfg.get("max_sigma", 50.0)),
+    """The card of a freshly exported model; its quality is measured next (``training.measure``)."""
+    cfg = ckpt.config
+    sets = cfg.get("train_sets") or cfg.get("content_sets") or ([cfg["data"]] if cfg.get("task") == "generate" else [])
+    data = [DATA_TERMS.get(s, s) for s in sets]
+    if cfg.get("task") == "style-transfer":
+        data.append(
+            "paintings: " + (", ".join(p["image"] for p in cfg.get("styles", [])) or ", ".join(cfg["style_sets"]))
         )
-    history = ckpt.get("history") or [{}]
-    scale = cfg["scale"]
-    data = [DATA_TERMS.get(s, s) for s in cfg["train_sets"]]
     return ModelCard(
         id=model_id,
-        task=cfg["task"],
+        task=ckpt.task,  # type: ignore[arg-type]
         variant=variant,
-        scale=scale,
+        scale=int(cfg.get("scale", 1)),
         default=default,
         file=onnx_path.name,
         sha256=file_sha256(onnx_path),
@@ -126,29 +278,27 @@ def build_card(
         opset=OPSET,
         graph_passes=graph_passes,
         architecture=Architecture(
-            name=arch["name"],
-            args=arch["args"],
-            params=archs.count_params(model),
-            receptive_radius=archs.receptive_radius(arch["name"], arch["args"]),
+            name=ckpt.arch.name,
+            args=ckpt.arch.args,
+            params=archs.count_params(ckpt.arch.build()),
+            receptive_radius=archs.receptive_radius(ckpt.arch.name, ckpt.arch.args),
         ),
-        io=ModelIO(
-            inputs=[TensorSpec(name="input", shape=[-1, in_ch, -1, -1])],
-            outputs=[TensorSpec(name="output", shape=[-1, 3, -1, -1])],
-            size_multiple=archs.size_multiple(arch["name"], arch["args"]),
-            noise_level=noise_level,
-        ),
+        io=model_io(ckpt),
         training=Training(
-            command=ckpt.get("command", ""),
+            command=ckpt.command,
             data=data,
             config=cfg,
-            steps=int(ckpt.get("step", 0)),
-            wall_seconds=round(float(history[-1].get("elapsed", 0.0)), 1),
-            device=ckpt.get("device", ""),
-            framework=f"torch {ckpt.get('torch', '?')}",
-            losses=describe_losses(cfg, ckpt.get("perceptual", "none")),
+            steps=ckpt.step,
+            wall_seconds=round(ckpt.elapsed, 1),
+            device=ckpt.device,
+            framework=f"torch {ckpt.torch}",
+            losses=describe_losses(cfg, ckpt.perceptual),
         ),
-        quality=quality,
-        data_terms=ckpt.get("data_terms")
+        onnx_parity_max_abs_diff=parity_diff,
+        style=style,
+        generator=_generator_info(ckpt),
+        quality=NotMeasured(reason="no evaluation data was given to export"),
+        data_terms=ckpt.data_terms
         or "Trained on " + ", ".join(data) + ": research data sets whose original terms apply (research use).",
         created=datetime.now(UTC).replace(microsecond=0).isoformat(),
     )

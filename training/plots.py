@@ -63,3 +63,56 @@ def save_grid(rows: Sequence[Sequence[np.ndarray]], titles: Sequence[str], path:
             grid.paste(Image.fromarray(tile), (pad + c * (tile_w + pad), head + pad + r * (tile_h + pad)))
     path.parent.mkdir(parents=True, exist_ok=True)
     grid.save(path)
+
+
+def square_thumb(img: np.ndarray, size: int) -> np.ndarray:
+    """The largest centred square of an image, resized to ``size`` x ``size``."""
+    side = min(img.shape[:2])
+    square = centre_crop(img, side)
+    return np.asarray(Image.fromarray(square).resize((size, size), Image.Resampling.LANCZOS))
+
+
+def save_loss_curves(history: Sequence[dict[str, Any]], path: Path, title: str) -> None:
+    """Training terms (log scale) and the validation terms against step, side by side."""
+    steps = [h["step"] for h in history]
+    fig, (ax_train, ax_val) = plt.subplots(1, 2, figsize=(11, 4))
+    for key in ("loss", "content", "style", "tv"):
+        values = [abs(h.get(key, 0.0)) for h in history]
+        if any(values):
+            ax_train.plot(steps, values, label=key)
+    ax_train.set_yscale("log")
+    ax_train.set_title(f"{title}: training (unweighted terms, weighted total)")
+    for key in sorted(k for k in history[0] if k.startswith("val_") and k != "val_total"):
+        ax_val.plot(steps, [h[key] for h in history], marker="o", ms=3, label=key)
+    ax_val.set_yscale("log")
+    ax_val.set_title("validation (held-out images)")
+    for ax in (ax_train, ax_val):
+        ax.set_xlabel("step")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def save_gan_curves(history: Sequence[dict[str, Any]], path: Path, title: str) -> None:
+    """Discriminator and generator losses, D's mean logits, and sample diversity against step."""
+    steps = [h["step"] for h in history]
+    fig, (ax_loss, ax_div) = plt.subplots(1, 2, figsize=(11, 4))
+    for key in ("d_loss", "g_loss", "d_real", "d_fake", "r1", "cr"):
+        if key in history[0]:
+            ax_loss.plot(steps, [h[key] for h in history], label=key)
+    ax_loss.set_title(f"{title}: losses and D's mean logits")
+    ax_div.plot(steps, [h["diversity_vs_real"] for h in history], marker="o", ms=3, label="fixed samples")
+    ax_div.axhline(1.0, color="gray", ls="--", label="real images")
+    ax_div.axhline(0.3, color="red", ls=":", label="mode-collapse warning")
+    ax_div.set_title("diversity of the fixed samples, relative to real images")
+    for ax in (ax_loss, ax_div):
+        ax.set_xlabel("step")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

@@ -20,7 +20,7 @@ from PIL import Image, ImageOps
 from imgenhance.jobs import JobError
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-CONTENT_TYPES = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
+CONTENT_TYPES = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp", "zip": "application/zip"}
 _ORIENTATION = 0x0112
 
 
@@ -45,6 +45,16 @@ class Picture:
 
     def with_pixels(self, pixels: np.ndarray, alpha: np.ndarray | None) -> Picture:
         return replace(self, pixels=pixels, alpha=alpha)
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """A result a pipeline encoded itself (an archive, an animation)."""
+
+    data: bytes
+    content_type: str
+    width: int
+    height: int
 
 
 def _is_png16_colour(data: bytes) -> bool:
@@ -110,10 +120,6 @@ def decode(data: bytes) -> Picture:
     if im.mode == "RGBA":
         return Picture(np.ascontiguousarray(arr[..., :3]), np.ascontiguousarray(arr[..., 3]), 8, icc)
     return Picture(arr, None, 8, icc)
-
-
-def default_format(has_alpha: bool) -> str:
-    return "webp" if has_alpha else "png"
 
 
 def _quantise(x: np.ndarray, bits: int) -> np.ndarray:

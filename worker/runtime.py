@@ -75,20 +75,69 @@ class LoadedModel:
         return str(self.session.get_providers()[0])
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
-        out: np.ndarray = self.session.run([self.card.io.outputs[0].name], {self.card.io.inputs[0].name: batch})[0]
-        metrics.TILES.labels(model=self.card.id).inc(batch.shape[0])
+        """A batch of image tiles through a single-input model (what the tiler calls)."""
+        return self.run(image=batch)
+
+    def run(self, **by_role: np.ndarray) -> np.ndarray:
+        """Feed each input by its card role (image, style, strength); returns the first output."""
+        out = self._infer(by_role)
+        metrics.TILES.labels(model=self.card.id).inc(out.shape[0])
         metrics.BATCHES.labels(model=self.card.id).inc()
         return out
 
+    def _infer(self, by_role: dict[str, np.ndarray]) -> np.ndarray:
+        missing = [t.role for t in self.card.io.inputs if t.role not in by_role]
+        if missing:
+            raise ValueError(f"{self.card.id} needs inputs {missing}")
+        feeds = {t.name: by_role[t.role] for t in self.card.io.inputs}
+        out: np.ndarray = self.session.run([self.card.io.outputs[0].name], feeds)[0]
+        return out
 
-def load_model(card: ModelCard, path: str, providers: list[str], threads: int) -> LoadedModel:
-    if file_sha256(Path(path)) != card.sha256:
-        raise ModelFileMismatch(f"{path} does not match the checksum in its card {card.id}.json")
-    start = time.perf_counter()
+    def warm_up(self) -> None:
+        """One small run, so the first job does not pay for kernel selection."""
+        side = 16 * self.card.io.size_multiple
+        zeros = {
+            t.role: np.zeros(
+                [1 if i == 0 else (side if d == -1 else d) for i, d in enumerate(t.shape)],
+                np.int64 if t.dtype == "int64" else np.float32,
+            )
+            for t in self.card.io.inputs
+        }
+        self._infer(zeros)  # not counted: the metrics count work done for jobs
+
+
+def open_session(
+    model: str | Path | bytes,
+    providers: list[str] | None = None,
+    threads: int = 0,
+    deterministic: bool = False,
+) -> ort.InferenceSession:
+    """The one way this project opens an ONNX graph (a file, or its bytes): all graph
+    optimisations, ``threads`` intra-op threads (0 = one per core), the CPU provider
+    unless others are named. ``deterministic``: the same input gives the same bits on
+    GPUs too (deterministic kernels, no per-process cuDNN algorithm search)."""
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    session = ort.InferenceSession(path, opts, providers=providers)
+    opts.use_deterministic_compute = deterministic
+    chosen = providers or ["CPUExecutionProvider"]
+    options = [
+        {"cudnn_conv_algo_search": "DEFAULT"} if deterministic and p == "CUDAExecutionProvider" else {} for p in chosen
+    ]
+    source = model if isinstance(model, bytes) else str(model)
+    return ort.InferenceSession(source, opts, providers=chosen, provider_options=options)
+
+
+def load_model(card: ModelCard, path: str, providers: list[str], threads: int) -> LoadedModel:
+    if not Path(path).exists():
+        built = card.training.built_by
+        hint = f": it is built at set-up by `{built}` (make serve runs it)" if built else ""
+        raise ModelFileMismatch(f"{path} is missing{hint}")
+    if file_sha256(Path(path)) != card.sha256:
+        raise ModelFileMismatch(f"{path} does not match the checksum in its card {card.id}.json")
+    start = time.perf_counter()
+    # Generators promise the same pixels for the same request: deterministic kernels for them.
+    session = open_session(path, providers, threads, deterministic=card.task == "generate")
     names_in = [i.name for i in session.get_inputs()]
     names_out = [o.name for o in session.get_outputs()]
     expected_in, expected_out = [t.name for t in card.io.inputs], [t.name for t in card.io.outputs]
@@ -96,9 +145,9 @@ def load_model(card: ModelCard, path: str, providers: list[str], threads: int) -
         raise ModelFileMismatch(
             f"{card.id}: graph I/O {names_in}->{names_out} differs from its card {expected_in}->{expected_out}"
         )
-    side = 16 * card.io.size_multiple
-    session.run(None, {expected_in[0]: np.zeros((1, card.io.inputs[0].shape[1], side, side), np.float32)})  # warm-up
-    model = LoadedModel(card, session, time.perf_counter() - start)
+    model = LoadedModel(card, session, 0.0)
+    model.warm_up()
+    model.load_seconds = time.perf_counter() - start
     metrics.MODEL_LOAD_SECONDS.labels(model=card.id).set(model.load_seconds)
     log.info("loaded %s on %s in %.2fs", card.summary(), model.provider, model.load_seconds)
     return model
@@ -107,11 +156,19 @@ def load_model(card: ModelCard, path: str, providers: list[str], threads: int) -
 class Runtime:
     def __init__(self, catalog: Catalog, settings: Settings) -> None:
         self.providers = choose_providers(settings.ort_providers)
-        self.models = {
-            card.id: load_model(card, str(catalog.path(card)), self.providers, settings.ort_threads) for card in catalog
-        }
+        self.models = {}
+        for card in catalog:
+            path = catalog.path(card)
+            if card.training.built_by and not path.exists():
+                # A file rebuilt at set-up (not in git) that is not there yet: serve the rest.
+                log.warning("%s is not built: run `%s`; serving without it", path.name, card.training.built_by)
+                continue
+            self.models[card.id] = load_model(card, str(path), self.providers, settings.ort_threads)
 
     def get(self, model_id: str) -> LoadedModel:
         if model_id not in self.models:
-            raise JobError(f"model {model_id!r} is not installed on this worker (it has {sorted(self.models)})")
+            raise JobError(
+                f"model {model_id!r} is not installed on this worker (it has {sorted(self.models)}); "
+                "models built at set-up need `python -m training.ncnn install` on the worker host"
+            )
         return self.models[model_id]

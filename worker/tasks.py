@@ -1,7 +1,8 @@
 """The job function RQ runs: ``run_job(task, params)`` (``imgenhance.jobs.ENTRYPOINT``).
 
-Input bytes come from Redis under the job's input key, the encoded result goes back
-under its result key, progress and timings go into ``job.meta``.
+Uploads come from Redis under the job's input keys, the task's pipeline turns them
+into a picture, the encoded result goes back under the result key, progress and
+timings go into ``job.meta``, and a ``JobResult`` is what RQ stores as the return value.
 """
 
 from __future__ import annotations
@@ -14,10 +15,12 @@ from redis import Redis
 from rq import get_current_job
 from rq.job import Job
 
-from imgenhance.jobs import PARAMS, JobCanceled, JobError, cancel_key, input_key, pipeline_options, publish, result_key
+from imgenhance.jobs import JobCanceled, JobError, cancel_key, publish, result_key
+from imgenhance.params import TASK_PARAMS, JobResult
 from worker import context, metrics
-from worker.codec import decode, encode
-from worker.pipeline import PIPELINES, TileSettings
+from worker.codec import Encoded, encode
+from worker.inputs import RedisInputs
+from worker.pipelines import PIPELINES, TileSettings
 
 log = logging.getLogger("imgenhance.worker")
 
@@ -45,9 +48,12 @@ class ProgressReporter:
 
 def run_job(task: str, params: dict[str, Any]) -> dict[str, Any]:
     job = get_current_job()
-    assert job is not None, "run_job must run inside an RQ worker"
+    if job is None:
+        raise RuntimeError("run_job must run inside an RQ worker")
     ctx = context.current()
-    spec = PARAMS[task].model_validate(params)
+    if task not in PIPELINES:
+        raise JobError(f"this worker has no pipeline for task {task!r}")
+    spec = TASK_PARAMS[task].model_validate(params)
     model = ctx.runtime.get(spec.model)
     labels = {"task": task, "model": spec.model}
     start = time.perf_counter()
@@ -57,17 +63,16 @@ def run_job(task: str, params: dict[str, Any]) -> dict[str, Any]:
     job.save_meta()
     publish(ctx.connection, job.id, status="running", progress=0.0)
     try:
-        data = ctx.connection.get(input_key(job.id))
-        if not isinstance(data, bytes):
-            raise JobError(
-                f"the upload expired before a worker took the job (inputs live {ctx.settings.data_ttl_seconds} s)"
-            )
-        picture = decode(data)
-        tiles = TileSettings(ctx.settings.tile_size, ctx.settings.tile_overlap, ctx.settings.tile_batch)
+        inputs = RedisInputs(ctx.connection, job.id, ctx.settings.data_ttl_seconds)
         infer_start = time.perf_counter()
-        result = PIPELINES[task](picture, model, tiles, ProgressReporter(job, ctx.connection), **pipeline_options(spec))
+        result = PIPELINES[task](
+            inputs, spec, model, TileSettings.from_settings(ctx.settings), ProgressReporter(job, ctx.connection)
+        )
         inference = time.perf_counter() - infer_start
-        body, content_type = encode(result, spec.output_format, spec.quality)
+        if isinstance(result, Encoded):
+            body, content_type = result.data, result.content_type
+        else:
+            body, content_type = encode(result, spec.output_format, spec.quality)
         ctx.connection.set(result_key(job.id), body, ex=ctx.settings.data_ttl_seconds)
     except JobCanceled:
         job.retries_left = 0  # a canceled job must not be retried
@@ -83,20 +88,7 @@ def run_job(task: str, params: dict[str, Any]) -> dict[str, Any]:
     metrics.INFERENCE_SECONDS.labels(**labels).observe(inference)
     job.meta.update(progress=1.0, run_seconds=round(run_seconds, 4), inference_seconds=round(inference, 4))
     job.save_meta()
-    log.info(
-        "job %s: %s %dx%d -> %dx%d in %.3fs",
-        job.id,
-        task,
-        picture.width,
-        picture.height,
-        result.width,
-        result.height,
-        run_seconds,
-    )
-    return {
-        "content_type": content_type,
-        "bytes": len(body),
-        "width": result.width,
-        "height": result.height,
-        "model": spec.model,
-    }
+    log.info("job %s: %s -> %dx%d in %.3fs", job.id, task, result.width, result.height, run_seconds)
+    return JobResult(
+        content_type=content_type, bytes=len(body), width=result.width, height=result.height, model=spec.model
+    ).model_dump()

@@ -40,6 +40,7 @@ def plan_axis(length: int, max_tile: int, overlap: int, multiple: int = 1) -> Ax
     assert length % multiple == 0, f"pad the image to a multiple of {multiple} first"
     if length <= max_tile:
         return AxisPlan(length, length, (0,))
+    overlap = math.ceil(overlap / multiple) * multiple  # starts and sides are multiples, so overlaps are too
     n = math.ceil((length - overlap) / (max_tile - overlap))
     tile = math.ceil((length + (n - 1) * overlap) / n)
     tile = min(length, math.ceil(tile / multiple) * multiple)

@@ -8,13 +8,15 @@ from fastapi import APIRouter
 
 from app.deps import ApiKeyDep, CatalogDep
 from app.errors import NotFound
+from app.schemas import style_links
+from imgenhance.cards import ModelCard
 
 router = APIRouter(prefix="/v1/models", tags=["models"], dependencies=[ApiKeyDep])
 
 
 @router.get("", summary="All model cards: task, scale, I/O contract, training, measured quality")
 async def list_models(catalog: CatalogDep) -> dict[str, Any]:
-    return {"models": [card.model_dump(mode="json") for card in catalog]}
+    return {"models": [_described(card) for card in catalog]}
 
 
 @router.get("/{model_id}", summary="One model card")
@@ -22,4 +24,9 @@ async def get_model(model_id: str, catalog: CatalogDep) -> dict[str, Any]:
     card = catalog.get(model_id)
     if card is None:
         raise NotFound(f"no model {model_id!r}; GET /v1/models lists them")
-    return card.model_dump(mode="json")
+    return _described(card)
+
+
+def _described(card: ModelCard) -> dict[str, Any]:
+    """The card, with links to what the API serves about it (a style's preview images)."""
+    return {**card.model_dump(mode="json"), "links": {"self": f"/v1/models/{card.id}", **style_links(card)}}

@@ -94,6 +94,15 @@ def test_upload_over_the_byte_limit_is_413(limited: Service) -> None:
     assert body["max_bytes"] == 300_000
 
 
+def test_upload_of_exactly_the_byte_limit_is_accepted(limited: Service) -> None:
+    small = images.png(images.photo(64, 64))
+    padding = 300_000 - len(small) - 12  # a chunk adds 12 bytes around its payload
+    data = images.with_png_chunk(small, b"tEXt", b"pad\0" + b"x" * (padding - 4))
+    assert len(data) == 300_000
+    r = post(limited, data)
+    assert r.status_code == 202, r.text
+
+
 def test_chunked_upload_is_cut_off_while_still_arriving(limited: Service) -> None:
     """No Content-Length: the gateway must answer 413 once the limit passes, long
     before a 20 MB body has been sent."""
@@ -137,6 +146,12 @@ def test_chunked_upload_is_cut_off_while_still_arriving(limited: Service) -> Non
     assert response.startswith(b"HTTP/1.1 413"), response[:200]
     assert json.loads(response.split(b"\r\n\r\n", 1)[1])["code"] == "upload-too-large"
     assert sent < 2_000_000, f"sent {sent} bytes before the refusal"
+
+
+def test_output_limit_counts_the_upright_size_of_a_rotated_photo(limited: Service) -> None:
+    data = images.jpeg(images.photo(400, 300), orientation=6)  # shown as 300x400
+    body = assert_problem(post(limited, data, "a.jpg"), 413, "output-too-large")
+    assert "x4 of 300x400 is 1200x1600" in body["detail"]
 
 
 @pytest.mark.parametrize(

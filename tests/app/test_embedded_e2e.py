@@ -21,7 +21,7 @@ def test_serve_without_redis_url_is_self_contained(tmp_path: Path) -> None:
     log = tmp_path / "serve.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "imgenhance.cli", "serve", "--port", str(port)],
+            [sys.executable, "-m", "cli", "serve", "--port", str(port)],
             cwd=tmp_path,
             env=env,
             stdout=out,

@@ -14,8 +14,11 @@ CHECK = "import sys, {module}; bad = [m for m in {banned} if m in sys.modules]; 
     ("module", "banned"),
     [
         ("app.main", ["torch", "onnxruntime", "worker", "training", "numpy"]),
-        ("imgenhance.cli", ["torch", "onnxruntime", "worker", "training"]),
+        ("cli.main", ["torch", "onnxruntime", "worker", "training"]),
+        ("imgenhance.cards", ["torch", "onnxruntime", "app", "worker", "training", "cli"]),
+        ("imgenhance.params", ["torch", "onnxruntime", "app", "worker", "training", "cli"]),
         ("worker.main", ["torch", "training"]),
+        ("training.ncnn", ["torch", "onnxruntime"]),  # runs in the serving install, at set-up
     ],
 )
 def test_import_boundaries(module: str, banned: list[str]) -> None:

@@ -5,17 +5,21 @@ One service (gateway + one worker) is shared by this module.
 
 from __future__ import annotations
 
+import json
 import time
+from pathlib import Path
 
+import httpx
 import numpy as np
 import pytest
 from PIL import Image
 
 from tests.support import images
 from tests.support.services import Service
-from training.imresize import imresize, modcrop
-from training.metrics import crop_border, psnr, y_channel
+from training.imresize import imresize
+from training.metrics import psnr
 
+MODELS = Path(__file__).resolve().parents[2] / "models"
 WAIT = {"Prefer": "wait=60"}
 
 
@@ -65,27 +69,11 @@ def test_without_prefer_202_then_poll_then_result(service: Service) -> None:
         assert job["progress"] == 1.0 and job["attempts"] == 1 and job["error"] is None
         assert job["timings"]["queued_seconds"] >= 0 and job["timings"]["run_seconds"] > 0
         assert job["started_at"] and job["finished_at"] and job["created_at"]
-        assert job["result"] == {
-            "content_type": "image/png",
-            "bytes": job["result"]["bytes"],
-            "width": 80,
-            "height": 64,
-        }
         result = client.get(job["links"]["result"])
     assert result.status_code == 200
     assert result.headers["content-type"] == "image/png"
     assert images.open_image(result.content).size == (80, 64)
-
-
-@pytest.mark.parametrize("scale", [2, 4])
-def test_beats_bicubic_on_a_set5_photo(service: Service, scale: int) -> None:
-    hr = modcrop(np.asarray(Image.open(images.BUTTERFLY).convert("RGB")), scale)
-    lr = imresize(hr, 1 / scale)
-    sr = np.asarray(images.open_image(upscale(service, images.png(lr), scale=scale)).convert("RGB"))
-    bicubic = imresize(lr, scale)
-    ours = psnr(crop_border(y_channel(sr), scale), crop_border(y_channel(hr), scale))
-    base = psnr(crop_border(y_channel(bicubic), scale), crop_border(y_channel(hr), scale))
-    assert ours > base + 1.0, f"x{scale}: service {ours:.2f} dB vs bicubic {base:.2f} dB"
+    assert job["result"] == {"content_type": "image/png", "bytes": len(result.content), "width": 80, "height": 64}
 
 
 def test_jpeg_and_webp_inputs_and_outputs(service: Service) -> None:
@@ -101,12 +89,16 @@ def test_exif_orientation_is_applied(service: Service) -> None:
     out = images.open_image(upscale(service, images.jpeg(arr, orientation=6), "a.jpg"))
     assert out.size == (96, 160)
     assert out.getexif().get(0x0112) in (None, 1)
+    shrunk = imresize(np.asarray(out.convert("RGB")), 1 / 4)
+    # measured: 26.8 dB against the clockwise turn, 7.5 dB against the counter-clockwise one
+    assert psnr(shrunk, np.rot90(arr, -1)) > 25
 
 
-def test_icc_profile_is_kept(service: Service) -> None:
+@pytest.mark.parametrize("output_format", ["png", "jpeg", "webp"])
+def test_icc_profile_is_kept(service: Service, output_format: str) -> None:
     icc = images.srgb_icc()
-    out = images.open_image(upscale(service, images.png(images.photo(32, 32), icc_profile=icc)))
-    assert out.info.get("icc_profile") == icc
+    data = upscale(service, images.png(images.photo(32, 32), icc_profile=icc), output_format=output_format)
+    assert images.open_image(data).info.get("icc_profile") == icc
 
 
 def test_rgba_keeps_alpha_without_dark_halo(service: Service) -> None:
@@ -142,9 +134,32 @@ def test_16bit_rgb_stays_16bit(service: Service) -> None:
     assert (out % 257).any()  # precision finer than 8 bits survived
 
 
+def test_16bit_rgba_keeps_its_alpha_values(service: Service) -> None:
+    import cv2
+
+    rgb16 = images.photo(40, 32).astype(np.uint16) * 257
+    alpha16 = np.tile(np.linspace(0, 65535, 40), (32, 1)).astype(np.uint16)  # a ramp finer than 8 bits
+    data = upscale(service, images.png16_rgb(np.dstack([rgb16, alpha16])), output_format="png")
+    out = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    assert out is not None and out.dtype == np.uint16 and out.shape == (128, 160, 4)
+    shrunk = imresize(out[..., 3].astype(np.float64), 1 / 4)
+    assert psnr(shrunk, alpha16, peak=65535.0) > 65  # measured: 68.9 dB
+
+
 def test_palette_image(service: Service) -> None:
-    out = images.open_image(upscale(service, images.palette_png(images.photo(40, 32))))
+    data = images.palette_png(images.photo(40, 32))
+    out = images.open_image(upscale(service, data))
     assert (out.mode, out.size) == ("RGB", (160, 128))
+    shrunk = imresize(np.asarray(out), 1 / 4)
+    assert psnr(shrunk, np.asarray(images.open_image(data).convert("RGB"))) > 34  # measured: 36.4 dB
+
+
+def test_palette_transparency_becomes_alpha(service: Service) -> None:
+    index = images.palette_blocks(40, 32)
+    out = images.open_image(upscale(service, images.encode(images.palette_image(index), "PNG", transparency=0)))
+    assert (out.format, out.mode, out.size) == ("WEBP", "RGBA", (160, 128))  # alpha inputs default to webp
+    shrunk = imresize(np.asarray(out)[..., 3].astype(np.float64), 1 / 4)
+    assert psnr(shrunk, (index != 0) * 255.0) > 27  # measured: 28.6 dB
 
 
 def test_large_image_is_tiled_with_progress(service: Service) -> None:
@@ -175,8 +190,8 @@ def test_models_lists_the_shipped_cards(service: Service) -> None:
     by_id = {c["id"]: c for c in cards}
     assert {"sr-compact-x4", "sr-compact-x2"} <= set(by_id)
     assert one == by_id["sr-compact-x4"]
-    assert one["task"] == "super-resolve" and one["scale"] == 4 and one["io"]["inputs"][0]["name"] == "input"
-    assert one["quality"]["results"]["Set14"]["model"]["psnr"] > one["quality"]["results"]["Set14"]["bicubic"]["psnr"]
+    written = json.loads((MODELS / "sr-compact-x4.json").read_text())  # the card as export wrote it
+    assert (one["sha256"], one["quality"]["results"]) == (written["sha256"], written["quality"]["results"])
     assert missing.status_code == 404 and missing.headers["content-type"] == "application/problem+json"
 
 
@@ -236,21 +251,6 @@ def denoise(service: Service, data: bytes, **fields: object) -> np.ndarray:
         )
     assert r.status_code == 200, r.text
     return np.asarray(images.open_image(r.content))
-
-
-def test_denoise_beats_non_local_means_at_sigma_25(service: Service) -> None:
-    import cv2
-
-    clean, noisy = noisy_butterfly(25)
-    nlm = cv2.fastNlMeansDenoisingColored(noisy, None, 20, 20, 7, 21)
-    base, classical = psnr(noisy, clean), psnr(nlm, clean)
-    for fields in ({"sigma": 25}, {}):  # no sigma = blind
-        out = denoise(service, images.png(noisy), **fields)
-        assert out.shape == clean.shape
-        ours = psnr(out, clean)
-        assert ours > classical + 1.0 and ours > base + 6, (
-            f"{fields}: {ours:.2f} vs NLM {classical:.2f}, noisy {base:.2f}"
-        )
 
 
 def test_denoise_strength_is_the_share_of_the_correction(service: Service) -> None:
@@ -317,20 +317,38 @@ def test_denoise_job_records_its_parameters(service: Service) -> None:
     assert blind.json()["params"]["sigma"] is None and blind.json()["params"]["strength"] == 1.0
 
 
-def test_real_world_variant_is_selectable(service: Service) -> None:
+def test_variants_and_models_are_selectable(service: Service) -> None:
+    def model_of(model: str) -> httpx.Response:
+        with service.client() as client:
+            return client.post(
+                "/v1/jobs/super-resolve",
+                files={"image": ("a.png", images.png(images.photo(24, 20)))},
+                data={"model": model},
+            )
+
+    real_world = model_of("real-world")
+    assert real_world.status_code == 202 and real_world.json()["model"] == "sr-realesrgan-x4plus"
+    assert real_world.json()["params"]["scale"] == 4
+    assert model_of("general").json()["model"] == "sr-compact-x4"
+    assert model_of("anime").json()["model"] == "sr-realesr-animevideov3-x4"
+    assert model_of("sr-realworld-x4").json()["model"] == "sr-realworld-x4"  # our own stays selectable by id
     with service.client() as client:
-        r = client.post(
-            "/v1/jobs/super-resolve",
-            files={"image": ("a.png", images.png(images.photo(24, 20)))},
-            data={"model": "real-world"},
-        )
-        general = client.post(
-            "/v1/jobs/super-resolve",
-            files={"image": ("a.png", images.png(images.photo(24, 20)))},
-            data={"model": "general"},
-        )
         cards = {c["id"]: c for c in client.get("/v1/models").json()["models"]}
-    assert r.status_code == 202 and r.json()["model"] == "sr-realworld-x4" and r.json()["params"]["scale"] == 4
-    assert general.json()["model"] == "sr-compact-x4"
-    assert cards["sr-realworld-x4"]["variant"] == "real-world"
+    assert cards["sr-realesrgan-x4plus"]["variant"] == "real-world" and cards["sr-realesrgan-x4plus"]["default"]
+    assert "BSD-3-Clause" in cards["sr-realesrgan-x4plus"]["data_terms"]
     assert cards["denoise-unet"]["io"]["noise_level"]["blind_value"] == -1.0
+
+
+def test_the_real_world_model_keeps_alpha_and_16_bits_like_the_others(service: Service) -> None:
+    """Real-ESRGAN x4plus (model=real-world) goes through the same pipeline: alpha, 16-bit."""
+    rgba = images.rgba_disc(24, 20)
+    out = images.open_image(upscale(service, images.png(rgba), model="real-world", output_format="png"))
+    assert out.mode == "RGBA" and out.size == (96, 80)
+    arr = np.asarray(out).astype(int)
+    assert arr[..., 3][40, 48] > 200 and arr[..., 3][0, 0] < 30  # the disc stays opaque, the corner transparent
+    import cv2
+
+    arr16 = images.photo(24, 20).astype(np.uint16) * 257 + 100
+    data = upscale(service, images.png16_rgb(arr16), model="real-world")
+    decoded = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    assert decoded.dtype == np.uint16 and decoded.shape == (80, 96, 3) and (decoded % 257).any()

@@ -173,3 +173,29 @@ def test_worker_metrics_count_jobs_and_tiles(make_service) -> None:  # type: ign
     assert 'imgenhance_inference_batches_total{model="sr-compact-x4"} 1.0' in text
     assert 'imgenhance_model_load_seconds{model="sr-compact-x4"}' in text
     assert "imgenhance_job_run_seconds_count" in text and "imgenhance_job_queue_wait_seconds_count" in text
+
+
+def post_and_time(svc: Service, prefer: str) -> tuple[httpx.Response, float]:
+    with svc.client() as client:
+        start = time.monotonic()
+        r = client.post(
+            "/v1/jobs/super-resolve",
+            files={"image": ("a.png", images.png(images.photo(16, 16)))},
+            headers={"Prefer": prefer},
+        )
+        return r, time.monotonic() - start
+
+
+def test_a_wait_that_runs_out_answers_202_with_the_job(make_service) -> None:  # type: ignore[no-untyped-def]
+    svc = make_service(workers=0)  # nothing will ever run the job
+    r, waited = post_and_time(svc, "wait=1")
+    assert r.status_code == 202 and r.json()["status"] == "queued"
+    assert r.headers["location"] == f"/v1/jobs/{r.json()['id']}"
+    assert waited >= 1.0  # it did wait before answering
+
+
+def test_prefer_wait_is_capped_by_max_wait_seconds(make_service) -> None:  # type: ignore[no-untyped-def]
+    svc = make_service(env={"IMGENHANCE_MAX_WAIT_SECONDS": "1"}, workers=0)
+    r, waited = post_and_time(svc, "wait=20")
+    assert r.status_code == 202 and r.json()["status"] == "queued"
+    assert 1.0 <= waited < 10, waited  # the cap (1 s), not the 20 s asked for

@@ -68,13 +68,43 @@ def gray16(width: int = 48, height: int = 40) -> np.ndarray:
 
 
 def png16_rgb(arr16: np.ndarray) -> bytes:
-    ok, buf = cv2.imencode(".png", arr16[..., ::-1])
+    """A 16-bit RGB or RGBA PNG (OpenCV writes it; it wants BGR(A))."""
+    ok, buf = cv2.imencode(".png", arr16[..., [2, 1, 0, 3][: arr16.shape[2]]])
     assert ok
     return buf.tobytes()
 
 
+def with_png_chunk(data: bytes, kind: bytes, payload: bytes) -> bytes:
+    """A PNG with one more chunk, right after IHDR."""
+    ihdr_end = 8 + 8 + 13 + 4
+    chunk = struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
+    return data[:ihdr_end] + chunk + data[ihdr_end:]
+
+
+def exif_orientation(orientation: int) -> bytes:
+    """A TIFF-form EXIF block holding only an orientation (a PNG ``eXIf`` payload)."""
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    return exif.tobytes().removeprefix(b"Exif\x00\x00")
+
+
 def palette_png(arr: np.ndarray) -> bytes:
     return encode(Image.fromarray(arr).convert("P", palette=Image.Palette.ADAPTIVE, colors=32), "PNG")
+
+
+PALETTE = np.array([[10, 20, 30], [200, 0, 0], [0, 200, 0], [0, 0, 200]], np.uint8)
+
+
+def palette_blocks(width: int = 40, height: int = 32) -> np.ndarray:
+    """Palette indices 0-3 of ``PALETTE`` in 10x8 blocks."""
+    y, x = np.mgrid[:height, :width]
+    return ((x // 10 + y // 8) % len(PALETTE)).astype(np.uint8)
+
+
+def palette_image(index: np.ndarray, palette: np.ndarray = PALETTE) -> Image.Image:
+    im = Image.fromarray(index, "P")
+    im.putpalette(palette.ravel().tolist())
+    return im
 
 
 def srgb_icc() -> bytes:

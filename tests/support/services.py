@@ -64,7 +64,7 @@ class Service:
         # cwd is the test's folder, so a developer's .env never leaks into a test.
         with log.open("ab") as out:
             return subprocess.Popen(
-                [sys.executable, "-m", "imgenhance.cli", *args],
+                [sys.executable, "-m", "cli", *args],
                 cwd=self.workdir,
                 env={**self.env, **(env or {})},
                 stdout=out,

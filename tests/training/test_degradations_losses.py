@@ -63,14 +63,32 @@ def test_gradient_penalty_is_zero_for_a_unit_slope_critic() -> None:
     assert gradient_penalty(critic, torch.rand(5, 4), torch.rand(5, 4)).item() < 1e-10
 
 
-def test_perceptual_loss_refuses_without_weights_unless_told(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_vgg19_perceptual_loss_refuses_without_weights_unless_told(tmp_path) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(FileNotFoundError, match="no weights file was given"):
-        PerceptualLoss({"conv2_2": 1.0}, None, "refuse")
-    loss = PerceptualLoss({"conv1_2": 0.5, "conv2_2": 1.0}, None, "random")
+        PerceptualLoss({"conv2_2": 1.0}, None, "refuse", net="vgg19")
+    loss = PerceptualLoss({"conv1_2": 0.5, "conv2_2": 1.0}, None, "random", net="vgg19")
     assert "random weights" in loss.source
     x = torch.rand(2, 3, 32, 32)
     assert float(loss(x, x)) == 0 and float(loss(x, torch.rand(2, 3, 32, 32))) > 0
     # a torchvision-style state dict (features.N.*) loads
     vgg = loss.vgg.features.state_dict()
     torch.save({f"features.{k}": v for k, v in vgg.items()}, tmp_path / "vgg.pth")
-    assert "vgg.pth" in PerceptualLoss({"conv2_2": 1.0}, tmp_path / "vgg.pth").source
+    assert "vgg.pth" in PerceptualLoss({"conv2_2": 1.0}, tmp_path / "vgg.pth", net="vgg19").source
+
+
+def test_vgg16_perceptual_loss_needs_the_fetched_weights(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from training import pretrained
+
+    monkeypatch.setattr(pretrained, "CACHE_DIR", tmp_path / "empty")
+    with pytest.raises(pretrained.WeightsError, match="python -m training weights fetch"):
+        PerceptualLoss()
+
+
+def test_vgg16_perceptual_loss_uses_pre_activation_conv_layers(vgg_weights) -> None:  # type: ignore[no-untyped-def]
+    loss = PerceptualLoss()
+    assert set(loss.layer_weights) == {"conv1_2", "conv2_2", "conv3_3", "conv4_3", "conv5_3"}
+    assert "VGG16 ImageNet" in loss.source
+    x = torch.rand(1, 3, 32, 32)
+    assert float(loss(x, x)) == 0 and float(loss(x, x.flip(-1))) > 0
+    with pytest.raises(ValueError, match="VGG16 has no layers \\['conv5_4'\\]"):
+        PerceptualLoss({"conv5_4": 1.0})

@@ -12,7 +12,8 @@ from PIL import Image
 
 from tests.support import images
 from training.config import TrainConfig
-from training.train import cosine_lr, overfitting, train
+from training.loop import cosine_lr
+from training.train import overfitting, train
 
 
 def test_cosine_schedule_runs_from_base_to_minimum() -> None:

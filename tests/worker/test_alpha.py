@@ -15,6 +15,16 @@ def test_transparent_pixels_take_nearby_visible_colour() -> None:
     np.testing.assert_allclose(out, np.broadcast_to((1.0, 0.2, 0.0), out.shape), atol=1e-5)
 
 
+def test_transparent_pixels_take_the_colour_of_the_region_near_them() -> None:
+    rgb = np.zeros((16, 64, 3), np.float32)
+    alpha = np.zeros((16, 64), np.float32)
+    rgb[:, :8], alpha[:, :8] = (1.0, 0.0, 0.0), 1.0  # red on the left
+    rgb[:, 56:], alpha[:, 56:] = (0.0, 0.0, 1.0), 1.0  # blue on the right
+    out = bleed(rgb, alpha)
+    np.testing.assert_allclose(out[:, 8:16], np.broadcast_to((1.0, 0.0, 0.0), (16, 8, 3)), atol=1e-5)
+    np.testing.assert_allclose(out[:, 48:56], np.broadcast_to((0.0, 0.0, 1.0), (16, 8, 3)), atol=1e-5)
+
+
 def test_visible_pixels_are_untouched_and_extreme_cases_pass_through() -> None:
     rng = np.random.default_rng(0)
     rgb = rng.random((9, 31, 3), dtype=np.float32)

@@ -35,7 +35,43 @@ def test_plan_covers_the_axis_with_equal_tiles_and_enough_overlap(
     assert plan.tile <= max(max_tile, length) and plan.tile % multiple == 0
     assert all(s % multiple == 0 for s in plan.starts)
     for i in range(len(plan.starts) - 1):
-        assert plan.overlap_after(i) >= overlap - multiple
+        assert plan.overlap_after(i) >= overlap
+
+
+def plans(multiple: int) -> list[tuple[int, int, int]]:
+    """(length, max_tile, overlap) over sides from one tile to many, odd overlaps included."""
+    return [
+        (length, max_tile, overlap)
+        for max_tile in (32, 56, 100, 256)
+        for overlap in (0, 1, 3, 8, 13, 24)
+        if 2 * overlap < max_tile
+        for length in range(multiple, 900, 5 * multiple)
+    ]
+
+
+@pytest.mark.parametrize("multiple", [1, 2, 4])
+def test_every_overlap_is_at_least_the_one_asked_for(multiple: int) -> None:
+    for length, max_tile, overlap in plans(multiple):
+        plan = plan_axis(length, max_tile, overlap, multiple)
+        overlaps = [plan.overlap_after(i) for i in range(len(plan.starts) - 1)]
+        assert min(overlaps, default=overlap) >= overlap, (length, max_tile, overlap, multiple, overlaps)
+
+
+@pytest.mark.parametrize("multiple", [1, 2, 4])
+def test_plans_use_the_fewest_tiles_that_fit(multiple: int) -> None:
+    for length, max_tile, overlap in plans(multiple):
+        n = len(plan_axis(length, max_tile, overlap, multiple).starts)
+        aligned = -(-overlap // multiple) * multiple  # overlaps are multiples of `multiple` too
+        # one tile fewer, each as long as allowed, could not cover the axis
+        assert n == 1 or (n - 1) * max_tile - (n - 2) * aligned < length, (length, max_tile, overlap, multiple, n)
+
+
+@pytest.mark.parametrize("multiple", [1, 2, 4])
+def test_tiles_are_spread_evenly(multiple: int) -> None:
+    for length, max_tile, overlap in plans(multiple):
+        plan = plan_axis(length, max_tile, overlap, multiple)
+        overlaps = [plan.overlap_after(i) for i in range(len(plan.starts) - 1)]
+        assert max(overlaps, default=0) - min(overlaps, default=0) <= multiple, (length, max_tile, overlap, overlaps)
 
 
 def test_tiling_adds_little_work_for_a_1024_image() -> None:

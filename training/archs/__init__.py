@@ -8,14 +8,19 @@ from typing import Any
 from torch import nn
 
 from training.archs.discriminators import UNetDiscriminatorSN, VGGStyleDiscriminator
+from training.archs.gan import Generator
 from training.archs.rrdb import RRDBNet
 from training.archs.srvgg import SRVGGNetCompact
+from training.archs.style import AdaINNet, TransformerNet
 from training.archs.unet import DenoiseUNet
 
 ARCHS: dict[str, type[nn.Module]] = {
     "SRVGGNetCompact": SRVGGNetCompact,
     "RRDBNet": RRDBNet,
     "DenoiseUNet": DenoiseUNet,
+    "TransformerNet": TransformerNet,
+    "AdaINNet": AdaINNet,
+    "Generator": Generator,
 }
 DISCRIMINATORS: dict[str, type[nn.Module]] = {
     "VGGStyleDiscriminator": VGGStyleDiscriminator,
@@ -27,23 +32,32 @@ DISCRIMINATORS: dict[str, type[nn.Module]] = {
 SCALE_ARG = {"SRVGGNetCompact": "upscale", "RRDBNet": "scale"}
 
 
+class UnknownArchitecture(ValueError):
+    pass
+
+
+def _known(name: str, table: dict[str, type[nn.Module]], what: str = "architecture") -> type[nn.Module]:
+    if name not in table:
+        raise UnknownArchitecture(f"unknown {what} {name!r}; known: {sorted(table)}")
+    return table[name]
+
+
 def full_args(name: str, args: dict[str, Any], scale: int) -> dict[str, Any]:
     """The constructor arguments with the scale filled in, as checkpoints store them."""
-    assert name in ARCHS, f"unknown architecture {name!r}; known: {sorted(ARCHS)}"
+    _known(name, ARCHS)
     if name not in SCALE_ARG:
-        assert scale == 1, f"{name} does not upscale; use scale = 1"
+        if scale != 1:
+            raise ValueError(f"{name} does not upscale; use scale = 1")
         return dict(args)
     return {**args, SCALE_ARG[name]: scale}
 
 
 def build_discriminator(name: str, args: dict[str, Any]) -> nn.Module:
-    assert name in DISCRIMINATORS, f"unknown discriminator {name!r}; known: {sorted(DISCRIMINATORS)}"
-    return DISCRIMINATORS[name](**args)
+    return _known(name, DISCRIMINATORS, "discriminator")(**args)
 
 
 def build(name: str, args: dict[str, Any]) -> nn.Module:
-    assert name in ARCHS, f"unknown architecture {name!r}; known: {sorted(ARCHS)}"
-    return ARCHS[name](**args)
+    return _known(name, ARCHS)(**args)
 
 
 def count_params(model: nn.Module) -> int:
@@ -54,8 +68,10 @@ def size_multiple(name: str, args: dict[str, Any]) -> int:
     """Input sides must be multiples of this (RRDBNet pixel-unshuffles at x2 and x1)."""
     if name == "RRDBNet":
         return {4: 1, 2: 2, 1: 4}[args.get("scale", 4)]
-    if name == "DenoiseUNet":
+    if name in ("DenoiseUNet", "TransformerNet"):
         return 4
+    if name == "AdaINNet":
+        return 8
     return 1
 
 
@@ -71,6 +87,8 @@ def receptive_radius(name: str, args: dict[str, Any]) -> int:
         return SRVGGNetCompact.receptive_radius(args.get("num_conv", 16))
     if name == "DenoiseUNet":
         return 64  # two halvings, 4 convs per stage: far past what tiles need
+    if name in ("TransformerNet", "AdaINNet", "Generator"):
+        return 0  # never tiled: style networks use whole-image statistics; generators take no image
     # RRDB: 5 convs per RDB, 3 RDBs per block, plus the head and tail convs;
     # the effective field is far smaller than this bound, so cap it.
     return min(64, 15 * args.get("num_block", 23) + 6)

@@ -28,7 +28,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
     import uvicorn
 
     from app.main import create_app
-    from imgenhance.embedded import embedded_backend
+    from cli.embedded import embedded_backend
 
     settings = _settings(args, host="host", port="port", embedded_workers="workers")
     # uvicorn shuts down gracefully on SIGTERM/SIGINT, then re-raises the signal into the
@@ -54,20 +54,7 @@ def cmd_models(args: argparse.Namespace) -> None:
 
     for card in Catalog.load(_settings(args).models_dir):
         default = "default" if card.default else ""
-        print(f"{card.id:18s} {card.task:14s} x{card.scale} {card.variant:11s} {default:7s} {_headline(card.quality)}")
-
-
-def _headline(quality: dict[str, Any]) -> str:
-    """The card's measured gains in one line."""
-    if "gains" in quality:  # denoise
-        return ", ".join(
-            f"{name} {sigma}: {g['vs_bm3d_db']:+.2f} dB vs BM3D, {g['vs_nlm_db']:+.2f} vs NLM"
-            for name, by in quality["gains"].items()
-            for sigma, g in by.items()
-        )
-    gains = quality.get("real_world_degradation", quality).get("gain_over_bicubic_db", {})
-    where = " (degraded inputs)" if "real_world_degradation" in quality else ""
-    return ", ".join(f"{name} {db:+.2f} dB vs bicubic" for name, db in gains.items()) + where
+        print(f"{card.id:18s} {card.task:14s} x{card.scale} {card.variant:11s} {default:7s} {card.quality.headline()}")
 
 
 def main(argv: list[str] | None = None) -> None:

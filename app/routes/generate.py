@@ -1,0 +1,101 @@
+"""POST /v1/jobs/generate: new images from a generator, as JSON (there is no upload)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Body, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from app.deps import ApiKeyDep, StateDep
+from app.errors import InvalidParameter
+from app.submit import JSON_SUBMIT_ROUTE, PreferHeader, resolve, submit
+from imgenhance.cards import ModelCard
+from imgenhance.params import MAX_ANIMATION_IMAGES, MAX_IMAGES, MAX_SEED, GenerateParams, Interpolation, OutputFormat
+
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"], dependencies=[ApiKeyDep])
+
+
+class GenerateRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    model: str | None = Field(None, description="a generate model id from /v1/models (default: the default)")
+    n: int = Field(16, ge=1, le=MAX_IMAGES, description="how many images (1-64)")
+    seed: int = Field(0, ge=0, le=MAX_SEED, description="same seed and model: the same pixels")
+    label: str | int | None = Field(
+        None,
+        alias="class",
+        description="conditional models: a class name or index from the card (default: image i gets class i mod C)",
+    )
+    truncation: float = Field(
+        1.0, gt=0, le=1, description="psi in (0, 1]: lower gives more typical, less varied images"
+    )
+    interpolate: Interpolation | None = Field(None, description="an animated WebP walking from seed to to_seed")
+    output: Literal["grid", "zip"] = Field("grid", description="grid: one picture; zip: one PNG per image")
+    output_format: OutputFormat | None = Field(None, description="grid: png (default), jpeg or webp")
+    quality: int | None = Field(None, ge=1, le=100, description="jpeg/webp quality (default: jpeg 95, webp lossless)")
+
+
+def _label(card: ModelCard, label: str | int | None) -> int | None:
+    classes = card.generator.classes if card.generator else []
+    if label is None:
+        return None
+    if not classes:
+        raise InvalidParameter(f"{card.id} is unconditional: it takes no class", field="class")
+    if isinstance(label, int) and 0 <= label < len(classes):
+        return label
+    if isinstance(label, str) and label in classes:
+        return classes.index(label)
+    raise InvalidParameter(
+        f"no class {label!r} in {card.id}; its classes are {classes} (or 0-{len(classes) - 1})", field="class"
+    )
+
+
+def _format(request: GenerateRequest) -> OutputFormat:
+    if request.interpolate is not None:
+        if request.output == "zip":
+            raise InvalidParameter(
+                "an interpolation is one animated WebP; output=zip is for still images", field="output"
+            )
+        if request.output_format not in (None, "webp"):
+            raise InvalidParameter("an interpolation is an animated WebP", field="output_format")
+        frames = request.n * request.interpolate.steps
+        if frames > MAX_ANIMATION_IMAGES:
+            raise InvalidParameter(
+                f"an interpolation renders n x steps = {frames} images; the limit is {MAX_ANIMATION_IMAGES}",
+                field="interpolate.steps",
+            )
+        return "webp"
+    if request.output == "zip":
+        if request.output_format not in (None, "png") or request.quality is not None:
+            raise InvalidParameter("a zip holds lossless PNG files: no output_format or quality", field="output_format")
+        return "png"
+    fmt: OutputFormat = request.output_format or "png"
+    if request.quality is not None and fmt == "png":
+        raise InvalidParameter("quality applies to jpeg and webp output; png is lossless", field="quality")
+    return fmt
+
+
+@router.post(
+    "/generate",
+    summary="New images from a generator: seed, count, class, truncation, interpolation",
+    **JSON_SUBMIT_ROUTE,
+)
+async def generate(
+    state: StateDep,
+    request: Annotated[GenerateRequest, Body()],
+    prefer: PreferHeader = None,
+) -> Response:
+    card = resolve(state, "generate", request.model)
+    params = GenerateParams(
+        model=card.id,
+        n=request.n,
+        seed=request.seed,
+        label=_label(card, request.label),
+        truncation=request.truncation,
+        interpolate=request.interpolate,
+        output=request.output,
+        output_format=_format(request),
+        quality=request.quality,
+    )
+    return await submit(state, "generate", params, {}, prefer)

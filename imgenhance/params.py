@@ -1,0 +1,109 @@
+"""What a job asks for and what it returns: one typed model per task, shared by the
+gateway (which validates and resolves them) and the worker (which runs them).
+
+A new task costs one class here, one pipeline module in ``worker/pipelines/``, one
+route module in ``app/routes/`` and a card ``task``.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from imgenhance.cards import Task
+
+OutputFormat = Literal["png", "jpeg", "webp"]
+MAX_SIGMA = 75.0
+STYLE_MAX_SIDE = 2048  # style transfer runs untiled (instance norm is global); this bounds its memory
+
+# Names of the uploads a job can carry; each is stored under ``jobs.input_key(id, name)``.
+IMAGE = "image"
+STYLE_IMAGE = "style_image"
+
+
+class JobParams(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    model: str = Field(description="the model id that runs the job, resolved by the gateway")
+    output_format: OutputFormat
+    quality: Annotated[int, Field(ge=1, le=100)] | None = None
+
+    def inputs(self) -> tuple[str, ...]:
+        """The uploads the worker reads."""
+        return (IMAGE,)
+
+
+class SuperResolveParams(JobParams):
+    scale: Literal[2, 4]
+
+
+class DenoiseParams(JobParams):
+    sigma: Annotated[float, Field(ge=0, le=MAX_SIGMA)] | None = Field(
+        None, description="noise level the model assumes, 0-255 scale; None = blind (estimated by the model)"
+    )
+    strength: Annotated[float, Field(ge=0, le=1)] = Field(
+        1.0, description="share of the model's correction applied: 0 = unchanged, 1 = full"
+    )
+
+
+class StyleTransferParams(JobParams):
+    style: str | None = Field(None, description="a named style; None = the uploaded style image")
+    strength: Annotated[float, Field(ge=0, le=1)] = Field(
+        1.0, description="named: blend of output with input; any style: AdaIN blend in feature space"
+    )
+    preserve_color: bool = Field(False, description="keep the input's colours: transfer luminance only")
+    max_side: Annotated[int, Field(ge=64, le=STYLE_MAX_SIDE)] = Field(
+        1024, description="the longer side the image is stylised at (strokes scale with it)"
+    )
+    keep_size: bool = Field(True, description="scale the result back to the input's size")
+    style_side: Annotated[int, Field(ge=64, le=STYLE_MAX_SIDE)] = Field(
+        512, description="any style: the longer side the style image is read at (larger = finer strokes)"
+    )
+
+    def inputs(self) -> tuple[str, ...]:
+        return (IMAGE,) if self.style is not None else (IMAGE, STYLE_IMAGE)
+
+
+MAX_IMAGES = 64
+MAX_SEED = 2**32 - 1
+MAX_ANIMATION_IMAGES = 1024  # n x steps of one interpolation: bounds its work and memory
+
+
+class Interpolation(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    to_seed: Annotated[int, Field(ge=0, le=MAX_SEED, description="the seed the walk ends at")]
+    steps: Annotated[int, Field(ge=2, le=120, description="frames of the animation")] = 24
+
+
+class GenerateParams(JobParams):
+    n: Annotated[int, Field(ge=1, le=MAX_IMAGES, description="images to generate")] = 16
+    seed: Annotated[int, Field(ge=0, le=MAX_SEED, description="same seed, same model: the same pixels")] = 0
+    label: int | None = Field(None, description="class index (conditional models); None = image i gets class i mod C")
+    truncation: Annotated[float, Field(gt=0, le=1, description="psi: latents are scaled by it")] = 1.0
+    interpolate: Interpolation | None = None
+    output: Literal["grid", "zip"] = "grid"
+
+    def inputs(self) -> tuple[str, ...]:
+        return ()
+
+
+TASK_PARAMS: dict[Task, type[JobParams]] = {
+    "super-resolve": SuperResolveParams,
+    "denoise": DenoiseParams,
+    "style-transfer": StyleTransferParams,
+    "generate": GenerateParams,
+}
+
+
+class JobResult(BaseModel):
+    """What a worker returns for a finished job (stored by RQ, read by the gateway)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    content_type: str
+    bytes: int
+    width: int
+    height: int
+    model: str

@@ -1,0 +1,66 @@
+"""What every training loop here shares: the EMA of weights, the learning-rate schedule,
+the optimiser choice, and the step-or-time budget."""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+
+class EMA:
+    """Exponential moving average of a model's parameters (buffers copied as-is)."""
+
+    def __init__(self, model: nn.Module, decay: float) -> None:
+        self.decay = decay
+        self.model = copy.deepcopy(model).eval().requires_grad_(False)
+
+    @torch.no_grad()
+    def update(self, model: nn.Module) -> None:
+        for ema_p, p in zip(self.model.parameters(), model.parameters(), strict=True):
+            ema_p.lerp_(p.detach(), 1 - self.decay)
+        for ema_b, b in zip(self.model.buffers(), model.buffers(), strict=True):
+            ema_b.copy_(b)
+
+
+def cosine_lr(base: float, minimum: float, progress: float) -> float:
+    return minimum + 0.5 * (base - minimum) * (1 + math.cos(math.pi * min(progress, 1.0)))
+
+
+def make_optimizer(kind: str, params: Any, lr: float, betas: tuple[float, float]) -> torch.optim.Optimizer:
+    if kind == "rmsprop":
+        return torch.optim.RMSprop(params, lr=lr)
+    return torch.optim.Adam(params, lr=lr, betas=betas)
+
+
+def start_run(config: dict[str, Any], out_dir: Path, device: str, seed: int, threads: int = 0) -> torch.device:
+    """Seed, threads and the run folder (with the config that made it) for a training run."""
+    torch.manual_seed(seed)
+    if threads:
+        torch.set_num_threads(threads)
+    dev = torch.device(device)
+    torch.backends.cudnn.benchmark = dev.type == "cuda"  # fixed shapes: let cuDNN pick kernels
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "config.json").write_text(json.dumps(config, indent=2))
+    return dev
+
+
+class Budget:
+    """How far a run is, as the larger of steps done and time used (a minutes budget of 0 = none)."""
+
+    def __init__(self, steps: int, minutes: float, elapsed_before: float = 0.0) -> None:
+        self.steps, self.seconds = steps, minutes * 60
+        self.clock = time.monotonic() - elapsed_before
+
+    @property
+    def elapsed(self) -> float:
+        return time.monotonic() - self.clock
+
+    def fraction(self, step: int) -> float:
+        return max(step / self.steps, self.elapsed / self.seconds if self.seconds else 0.0)

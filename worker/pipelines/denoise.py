@@ -1,0 +1,31 @@
+"""Denoising: the model is told the noise level through a constant input channel (or
+the blind value, and it estimates the level itself); ``strength`` is the share of the
+correction applied. Alpha passes through unchanged."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from imgenhance.jobs import JobError
+from imgenhance.params import IMAGE, DenoiseParams
+from worker.codec import Picture
+from worker.inputs import Inputs
+from worker.pipelines.common import TiledPasses, TileSettings, back, rgb
+from worker.runtime import LoadedModel
+from worker.tiling import Progress
+
+
+def run(
+    inputs: Inputs, params: DenoiseParams, model: LoadedModel, tiles: TileSettings, progress: Progress | None
+) -> Picture:
+    spec = model.card.io.noise_level
+    if spec is None:
+        raise JobError(f"{model.card.id} has no noise-level input; it is not a denoiser")
+    picture = inputs.picture(IMAGE)
+    level = spec.blind_value if params.sigma is None else params.sigma / spec.sigma_per_unit
+    colour = rgb(picture).transpose(2, 0, 1)
+    planes = np.concatenate([colour, np.full((1, *colour.shape[1:]), level, np.float32)])
+    out = TiledPasses(picture, model, tiles, 1, progress).run(planes)
+    if params.strength < 1.0:
+        out = colour + params.strength * (out - colour)
+    return picture.with_pixels(back(picture, out), picture.alpha)

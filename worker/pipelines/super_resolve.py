@@ -1,0 +1,36 @@
+"""Super-resolution: upscale colour with the model, tiled; alpha goes through the model
+separately, after the colour under transparent pixels has been filled (``bleed``) so
+edges get no halo."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from imgenhance.jobs import JobError
+from imgenhance.params import IMAGE, SuperResolveParams
+from worker.alpha import bleed
+from worker.codec import Picture
+from worker.inputs import Inputs
+from worker.pipelines.common import TiledPasses, TileSettings, back, rgb
+from worker.runtime import LoadedModel
+from worker.tiling import Progress
+
+
+def run(
+    inputs: Inputs, params: SuperResolveParams, model: LoadedModel, tiles: TileSettings, progress: Progress | None
+) -> Picture:
+    if model.card.scale != params.scale:
+        raise JobError(f"model {model.card.id} upscales x{model.card.scale}, the job asked for x{params.scale}")
+    picture = inputs.picture(IMAGE)
+    colour, alpha = rgb(picture), picture.alpha
+    alpha_pass = alpha is not None and float(alpha.min()) < 1.0
+    if alpha is not None and alpha_pass:
+        colour = bleed(colour, alpha)
+    passes = TiledPasses(picture, model, tiles, 2 if alpha_pass else 1, progress)
+    out = back(picture, passes.run(colour.transpose(2, 0, 1)))
+    out_alpha = None
+    if alpha is not None and alpha_pass:
+        out_alpha = np.clip(passes.run(np.repeat(alpha[None], 3, axis=0)).mean(axis=0), 0.0, 1.0)
+    elif alpha is not None:
+        out_alpha = np.ones(out.shape[:2], np.float32)
+    return picture.with_pixels(out, out_alpha)
