@@ -18,6 +18,7 @@ from torch import nn
 from training.gan_data import RealSet
 
 log = logging.getLogger("training")
+RECIPE = 2  # part of the cache key: bump when training changes, so no stale judge is reused
 
 
 class DigitClassifier(nn.Module):
@@ -45,7 +46,11 @@ class DigitClassifier(nn.Module):
         return out
 
 
-def train_classifier(train: RealSet, epochs: int = 4, seed: int = 0) -> DigitClassifier:
+def train_classifier(train: RealSet, epochs: int = 4, seed: int = 0, min_steps: int = 200) -> DigitClassifier:
+    """``epochs`` passes over ``train``, more when a small set would give fewer than ``min_steps``
+    updates: an under-trained judge would blame the generator for its own mistakes."""
+    batches_per_epoch = -(-len(train) // 128)
+    epochs = max(epochs, -(-min_steps // batches_per_epoch))
     torch.manual_seed(seed)
     net = DigitClassifier()
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
@@ -60,7 +65,8 @@ def train_classifier(train: RealSet, epochs: int = 4, seed: int = 0) -> DigitCla
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-        log.info("digit classifier: epoch %d, last batch loss %.4f", epoch + 1, loss.item())
+        log.debug("digit classifier: epoch %d, last batch loss %.4f", epoch + 1, loss.item())
+    log.info("digit classifier: %d epochs, last batch loss %.4f", epochs, loss.item())
     return net.eval()
 
 
@@ -85,7 +91,8 @@ def cached_classifier(train: RealSet, cache: Path) -> DigitClassifier:
 
     if train.labels is None:
         raise ValueError("the digit classifier needs labelled images")
-    key = hashlib.sha256(train.images.tobytes() + train.labels.tobytes()).hexdigest()[:20]
+    recipe = f"{RECIPE}|".encode()
+    key = hashlib.sha256(recipe + train.images.tobytes() + train.labels.tobytes()).hexdigest()[:20]
     path = cache / f"digit-classifier-{key}.pt"
     net = DigitClassifier()
     if path.exists():

@@ -77,10 +77,11 @@ def evaluate_generator(
     return quality
 
 
-def real_features(features: InceptionFeatures, real: RealSet, cache: Path = CACHE) -> np.ndarray:
+def real_features(features: InceptionFeatures, real: RealSet) -> np.ndarray:
     """Inception features of real images, cached by the images' content."""
     import hashlib
 
+    cache = CACHE
     key = hashlib.sha256(real.images.tobytes()).hexdigest()[:20]
     path = cache / f"inception-{key}.npy"
     if path.exists():

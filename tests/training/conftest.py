@@ -44,3 +44,14 @@ def vgg_weights(random_vgg_cache: Path, monkeypatch: pytest.MonkeyPatch) -> Iter
     """Point the weights cache at random VGG16 weights for this test."""
     monkeypatch.setattr(pretrained, "CACHE_DIR", random_vgg_cache)
     yield random_vgg_cache
+
+
+@pytest.fixture(autouse=True)
+def private_eval_caches(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Evaluation caches (Inception features, digit classifiers, Gatys references) go to a
+    temp dir: a test must neither read a cache a real run left in runs/ nor leave one there."""
+    from training import gan_eval, style_eval
+
+    cache = tmp_path_factory.getbasetemp() / "eval-caches"
+    monkeypatch.setattr(gan_eval, "CACHE", cache / "eval-cache")
+    monkeypatch.setattr(style_eval, "CACHE", cache / "gatys-cache")
