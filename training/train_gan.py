@@ -74,10 +74,15 @@ def schedule(cfg: GanConfig, step: int, levels: int) -> tuple[int, float]:
     return first + stage, alpha
 
 
-def diversity(images: torch.Tensor) -> float:
-    """Mean pairwise distance between images (flattened): low means the samples look alike."""
+def diversity(images: torch.Tensor, labels: torch.Tensor | None = None) -> float:
+    """Mean pairwise distance between images (flattened): low means the samples look alike.
+    With labels, only pairs of one class count: a conditional generator that ignores its
+    latent still draws ten different digits, and only within a class does that show."""
     flat = images.flatten(1)
-    return float(torch.cdist(flat, flat).sum() / (len(flat) * (len(flat) - 1)))
+    dist = torch.cdist(flat, flat)
+    same = torch.ones_like(dist, dtype=torch.bool) if labels is None else labels[:, None] == labels[None, :]
+    same.fill_diagonal_(False)
+    return float(dist[same].mean()) if same.any() else 0.0
 
 
 def to_grid(images: torch.Tensor, side: int) -> Image.Image:
@@ -240,7 +245,8 @@ def train_gan(
     fixed_gen = torch.Generator(device=dev).manual_seed(cfg.seed + 99)
     fixed_z = torch.randn(SAMPLES, cfg.latent, generator=fixed_gen, device=dev)
     fixed_y = torch.arange(SAMPLES, device=dev) % len(cfg.classes) if cfg.classes else None
-    real_diversity = diversity(held.batch(np.arange(min(SAMPLES, len(held))), dev)[0])
+    held_x, held_y = held.batch(np.arange(min(SAMPLES, len(held))), dev)
+    real_diversity = diversity(held_x, held_y if cfg.classes else None)
     frames: list[Image.Image] = []
 
     def save(path: Path, full: bool) -> None:
@@ -272,7 +278,7 @@ def train_gan(
         if ckpt.step % cfg.sample_every == 0 or ckpt.step == cfg.steps:
             with torch.no_grad():
                 samples = run.ema.model(fixed_z, fixed_y, level, alpha)
-            spread = diversity(F.adaptive_avg_pool2d(samples, cfg.resolution)) / max(real_diversity, 1e-8)
+            spread = diversity(F.adaptive_avg_pool2d(samples, cfg.resolution), fixed_y) / max(real_diversity, 1e-8)
             record = {
                 "step": ckpt.step,
                 "level": level,

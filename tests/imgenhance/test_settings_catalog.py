@@ -42,7 +42,7 @@ def test_tile_overlap_must_leave_room() -> None:
 
 def test_catalog_resolves_defaults_names_variants_and_scales() -> None:
     catalog = Catalog.load(MODELS)
-    assert catalog.tasks() == ["denoise", "super-resolve"]
+    assert catalog.tasks() == ["denoise", "generate", "style-transfer", "super-resolve"]
     assert catalog.resolve("super-resolve", scale=4).id == "sr-compact-x4"
     assert catalog.resolve("super-resolve", scale=2).id == "sr-compact-x2"
     assert catalog.resolve("super-resolve", "sr-compact-x2").scale == 2
@@ -56,8 +56,11 @@ def test_catalog_resolves_defaults_names_variants_and_scales() -> None:
         catalog.resolve("super-resolve", "sr-compact-x2", 4)
     with pytest.raises(UnknownModel, match="no real-world super-resolve model for scale 2"):
         catalog.resolve("super-resolve", "real-world", 2)
-    with pytest.raises(UnknownModel, match="no generate model"):
-        catalog.resolve("generate")
+    assert catalog.resolve("generate").id == "gen-digits"
+    assert catalog.resolve("style-transfer", "arbitrary").id == "style-any"
+    assert catalog.resolve("style-transfer", "style-starry-night").style is not None
+    with pytest.raises(UnknownModel, match="no generate model named 'sr-compact-x4'"):
+        catalog.resolve("generate", "sr-compact-x4")
 
 
 def test_the_default_card_wins_over_one_that_sorts_first(tmp_path: Path) -> None:

@@ -251,3 +251,13 @@ def test_diffaugment_is_applied_to_real_and_fake_in_both_steps(digits: Path, mon
     train_gan.GanRun(cfg, real, torch.device("cpu")).step(3, 1.0)
     # D step: the real batch and a generated one (no gradient to G); G step: a generated one, with gradient
     assert seen == [(4, False), (4, False), (4, True)]
+
+
+def test_a_conditional_generator_that_ignores_its_latent_has_no_diversity() -> None:
+    """Seen on a real digits run: every class drawn the same whatever the latent. All pairs
+    still differ (ten digits), so only pairs within a class can tell."""
+    per_class = torch.rand(10, 1, 8, 8)
+    labels = torch.arange(60) % 10
+    samples = per_class[labels]
+    assert diversity(samples) > 0.1 and diversity(samples, labels) < 1e-3  # cdist rounding, not 0
+    assert diversity(samples + 0.1 * torch.rand(60, 1, 8, 8), labels) > 0
