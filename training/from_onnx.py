@@ -24,16 +24,19 @@ def load_from_card(card_path: Path) -> nn.Module:
     card = read_card(card_path)
     model = archs.build(card.architecture.name, card.architecture.args).eval()
     graph = onnx.load(str(Path(card_path).parent / card.file)).graph
-    weights = {init.name: numpy_helper.to_array(init) for init in graph.initializer}
+    # a generator ships inside ExportedGenerator, whose initialisers carry its attribute name
+    weights = {init.name.removeprefix("generator."): numpy_helper.to_array(init) for init in graph.initializer}
     state = model.state_dict()
     prelu_slopes = [weights[n.input[1]] for n in graph.node if n.op_type == "PRelu"] + [
         weights[n.input[1]] for n in graph.node if n.op_type == "BatchNormalization" and n.input[1].endswith("/prelu/a")
     ]
     prelu_keys = [f"{name}.weight" for name, m in model.named_modules() if isinstance(m, nn.PReLU)]
-    assert len(prelu_slopes) == len(prelu_keys), "PReLU count differs between the ONNX graph and the architecture"
+    if len(prelu_slopes) != len(prelu_keys):
+        raise ValueError(f"{card.file}: PReLU count differs between the ONNX graph and {card.architecture.name}")
     for key, slope in zip(prelu_keys, prelu_slopes, strict=True):
         weights[key] = slope.reshape(state[key].shape)
     missing = [k for k in state if k not in weights]
-    assert not missing, f"{card.file} lacks weights for {missing[:5]}"
+    if missing:
+        raise ValueError(f"{card.file} lacks weights for {missing[:5]}")
     model.load_state_dict({k: torch.from_numpy(np.array(weights[k])) for k in state})
     return model
