@@ -556,6 +556,22 @@ FAULTS: list[Fault] = [
         "the generator would learn to reproduce the augmentations (DiffAugment's own failure case)",
     ),
     Fault(
+        "collapse-check-ignores-classes",
+        "training/train_gan.py",
+        "same = torch.ones_like(dist, dtype=torch.bool) if labels is None else labels[:, None] == labels[None, :]",
+        "same = torch.ones_like(dist, dtype=torch.bool)",
+        (f"{GAN_TRAINING}::test_a_conditional_generator_that_ignores_its_latent_has_no_diversity",),
+        "a digits generator that ignores its latent went unflagged (seen on a real run)",
+    ),
+    Fault(
+        "classifier-undertrained-on-small-sets",
+        "training/digit_classifier.py",
+        "epochs = max(epochs, -(-min_steps // batches_per_epoch))",
+        "epochs = epochs",
+        (f"{GAN_TRAINING}::test_progressive_diffaugment_resume_transfer_with_frozen_d_and_export",),
+        "a judge that cannot read real digits would blame the generator",
+    ),
+    Fault(
         "ncnn-leaky-slope-dropped",
         "training/ncnn.py",
         "slope = layer.floats(10)[0] if layer.floats(10) else 0.0",
