@@ -42,15 +42,19 @@ def stylize_optimize(
     x = to_batch([content], device)
     content_feat = loss.content_features(x)
     image = x.clone().requires_grad_(True)
-    opt = torch.optim.LBFGS(
-        [image],
-        lr=1.0,
-        max_iter=1,
-        history_size=50,
-        tolerance_grad=0,
-        tolerance_change=0,
-        line_search_fn="strong_wolfe",
-    )
+
+    def fresh() -> torch.optim.LBFGS:
+        return torch.optim.LBFGS(
+            [image],
+            lr=1.0,
+            max_iter=1,
+            history_size=50,
+            tolerance_grad=0,
+            tolerance_change=0,
+            line_search_fn="strong_wolfe",
+        )
+
+    opt = fresh()
     wanted = sorted({*snapshots, iterations})
     out: list[Snapshot] = []
     elapsed = 0.0
@@ -65,9 +69,16 @@ def stylize_optimize(
         total.backward()
         return total
 
+    previous = float("inf")
     for i in range(1, iterations + 1):
         start = time.perf_counter()
-        opt.step(closure)
+        current = float(opt.step(closure).detach())
+        if current >= previous:
+            # The line search found no decrease (seen on The Starry Night: a curvature pair
+            # from a tiny first step stalls every later step). Dropping the history
+            # restarts from a gradient step; without it the image never moves again.
+            opt = fresh()
+        previous = min(previous, current)
         elapsed += time.perf_counter() - start
         if i in wanted:
             with torch.no_grad():

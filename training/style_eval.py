@@ -37,6 +37,7 @@ from training.style_losses import GRAM_CONTENT_WEIGHT, GRAM_STYLE_WEIGHT, GramSt
 from training.vgg import VGG16Features
 
 CACHE = Path("runs") / "gatys-cache"
+GATYS_RECIPE = 2  # in the cache key: bump when training/gatys.py changes (2: L-BFGS restarts on a stall)
 
 Stylizer = Callable[[np.ndarray], np.ndarray]  # HxWx3 uint8 content -> HxWx3 uint8
 
@@ -114,7 +115,10 @@ def gatys_cached(
     painting_sha: str, image_name: str, content: np.ndarray, loss: GramStyleLoss, ref: Reference, cache: Path
 ) -> tuple[np.ndarray, float]:
     """The Gatys result for one content image (and its optimisation time), from the cache if any."""
-    key_src = f"{painting_sha}|{image_name}|{content.shape}|{ref.iterations}|{ref.content_weight}|{ref.style_weight}"
+    key_src = (
+        f"{GATYS_RECIPE}|{painting_sha}|{image_name}|{content.shape}|{ref.iterations}|"
+        f"{ref.content_weight}|{ref.style_weight}"
+    )
     key = hashlib.sha256(key_src.encode()).hexdigest()[:20]
     png, meta = cache / f"{key}.png", cache / f"{key}.json"
     if png.exists() and meta.exists():
