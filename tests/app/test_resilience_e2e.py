@@ -151,7 +151,7 @@ def test_queue_full_is_503_and_readyz_needs_a_worker(make_service) -> None:  # t
         metrics = client.get("/metrics").text
     assert full.status_code == 503 and full.json()["code"] == "queue-full" and full.headers["retry-after"]
     assert ready.status_code == 503
-    assert "no live worker for queue(s): denoise, super-resolve" in ready.json()["detail"]
+    assert "no live worker for queue(s): denoise, generate, style-transfer, super-resolve" in ready.json()["detail"]
     assert 'imgenhance_queue_depth{queue="super-resolve"} 1.0' in metrics
     assert 'imgenhance_workers_alive{queue="super-resolve"} 0.0' in metrics
     assert 'imgenhance_requests_rejected_total{code="queue-full"} 1.0' in metrics
