@@ -76,11 +76,15 @@ def main() -> None:
         from training.from_onnx import load_from_card
 
         torch.set_num_threads(2)
-        net = load_from_card(card_path)
+        from training.archs.gan import ExportedGenerator
+
+        net = ExportedGenerator(load_from_card(card_path)).eval()  # what ships: output in [0, 1]
         y = torch.from_numpy(feeds["class"]) if "class" in feeds else None
         with torch.no_grad():
             baseline = "PyTorch eager, 2 threads"
             results[baseline] = timings(lambda: net(torch.from_numpy(z), y), args.repeats)
+            diff = float(np.abs(net(torch.from_numpy(z), y).numpy() - model.run(**feeds)).max())
+        print(f"PyTorch (rebuilt from the ONNX weights) vs ORT: max abs diff {diff:.2e}")
     except ImportError:
         print("PyTorch not installed: no eager baseline")
 

@@ -35,8 +35,10 @@ def load_from_card(card_path: Path) -> nn.Module:
         raise ValueError(f"{card.file}: PReLU count differs between the ONNX graph and {card.architecture.name}")
     for key, slope in zip(prelu_keys, prelu_slopes, strict=True):
         weights[key] = slope.reshape(state[key].shape)
-    missing = [k for k in state if k not in weights]
+    # a generator's lower-resolution output heads (progressive growing) are not in its graph
+    unused = ("to_image.",) if card.architecture.name == "Generator" else ()
+    missing = [k for k in state if k not in weights and not k.startswith(unused or ("\0",))]
     if missing:
         raise ValueError(f"{card.file} lacks weights for {missing[:5]}")
-    model.load_state_dict({k: torch.from_numpy(np.array(weights[k])) for k in state})
+    model.load_state_dict({k: torch.from_numpy(np.array(weights[k])) if k in weights else v for k, v in state.items()})
     return model
