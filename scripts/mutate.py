@@ -288,8 +288,8 @@ FAULTS: list[Fault] = [
     Fault(
         "upload-limit-without-multipart-slack",
         "app/limits.py",
-        "self.limit = max_bytes + MULTIPART_SLACK",
-        "self.limit = max_bytes",
+        "return self.max_bytes * UPLOADS_PER_REQUEST.get(path, 1) + MULTIPART_SLACK",
+        "return self.max_bytes * UPLOADS_PER_REQUEST.get(path, 1)",
         (f"{BAD_INPUT}::test_upload_of_exactly_the_byte_limit_is_accepted",),
         "an upload of exactly the advertised limit would be refused",
     ),
