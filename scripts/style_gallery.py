@@ -26,7 +26,7 @@ from worker.runtime import LoadedModel, load_model
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "datasets"
-PHOTOS = ["Set14/zebra.png", "Set5/bird.png", "Set14/lenna.png"]
+PHOTOS = ["Set14/zebra.png", "Set5/bird.png", "Set14/pepper.png"]
 UNSEEN = "styles/the_scream.jpg"  # held out of the any-style model's training
 
 
