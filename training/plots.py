@@ -24,20 +24,23 @@ def save_curves(
         if key in history[0] and (key == "loss" or len(history[0]) > 6):
             ax_loss.plot(steps, [abs(h[key]) for h in history], label=key)
     ax_loss.set_yscale("log")
-    ax_loss.legend()
-    ax_loss.set_xlabel("step")
     ax_loss.set_title("training loss")
-    ax_loss.grid(alpha=0.3)
     ax_val.plot(steps, [h["val_psnr"] for h in history], marker="o", ms=3, label="model (EMA)")
     if "train_psnr" in history[0]:
         ax_val.plot(steps, [h["train_psnr"] for h in history], alpha=0.6, label="train patches (RGB)")
     if baseline_psnr is not None:
         ax_val.axhline(baseline_psnr, color="gray", ls="--", label=baseline_name)
-    ax_val.set_xlabel("step")
     ax_val.set_ylabel("PSNR (dB)")
     ax_val.set_title("validation PSNR")
-    ax_val.grid(alpha=0.3)
-    ax_val.legend()
+    _finish(fig, (ax_loss, ax_val), path)
+
+
+def _finish(fig: Any, axes: Sequence[Any], path: Path, legend_size: int | None = None) -> None:
+    """Step on x, a light grid and a legend on every panel; write the PNG and free the figure."""
+    for ax in axes:
+        ax.set_xlabel("step")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=legend_size)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)
@@ -86,14 +89,7 @@ def save_loss_curves(history: Sequence[dict[str, Any]], path: Path, title: str) 
         ax_val.plot(steps, [h[key] for h in history], marker="o", ms=3, label=key)
     ax_val.set_yscale("log")
     ax_val.set_title("validation (held-out images)")
-    for ax in (ax_train, ax_val):
-        ax.set_xlabel("step")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    _finish(fig, (ax_train, ax_val), path, legend_size=7)
 
 
 def save_gan_curves(history: Sequence[dict[str, Any]], path: Path, title: str) -> None:
@@ -108,11 +104,4 @@ def save_gan_curves(history: Sequence[dict[str, Any]], path: Path, title: str) -
     ax_div.axhline(1.0, color="gray", ls="--", label="real images")
     ax_div.axhline(0.3, color="red", ls=":", label="mode-collapse warning")
     ax_div.set_title("diversity of the fixed samples, relative to real images")
-    for ax in (ax_loss, ax_div):
-        ax.set_xlabel("step")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    _finish(fig, (ax_loss, ax_div), path, legend_size=7)
