@@ -8,8 +8,9 @@ renders them as ``application/problem+json`` (RFC 9457).
      ├── PayloadTooLarge ......... 413  UploadTooLarge, ImageTooLarge, OutputTooLarge
      ├── UnsupportedMediaType .... 415  NotAnImage, UnsupportedFormat
      ├── Unprocessable ........... 422  CorruptImage, InvalidParameter, JobFailed
+     ├── TooManyRequests ......... 429  RateLimited, TooManyActiveJobs
      ├── JobFailedInternally ..... 500
-     └── ServiceUnavailable ...... 503  QueueFull, BackendUnavailable
+     └── ServiceUnavailable ...... 503  QueueFull, BackendUnavailable, BackendFull
 
 Every body has ``type``, ``title``, ``status``, ``detail`` (a sentence for a person),
 ``instance`` (the request path) and ``code`` (a stable slug to branch on).
@@ -114,6 +115,18 @@ class JobFailed(Unprocessable):
     code, title = "job-failed", "Job failed"
 
 
+class TooManyRequests(ApiError):
+    status, code, title = 429, "too-many-requests", "Too many requests"
+
+
+class RateLimited(TooManyRequests):
+    code, title = "rate-limited", "Request rate limit reached"
+
+
+class TooManyActiveJobs(TooManyRequests):
+    code, title = "too-many-active-jobs", "Too many unfinished jobs"
+
+
 class JobFailedInternally(ApiError):
     status, code, title = 500, "job-failed", "Job failed"
 
@@ -128,6 +141,10 @@ class QueueFull(ServiceUnavailable):
 
 class BackendUnavailable(ServiceUnavailable):
     code, title = "backend-unavailable", "Queue backend unreachable"
+
+
+class BackendFull(ServiceUnavailable):
+    code, title = "backend-full", "Queue backend near its memory budget"
 
 
 def problem_body(status: int, code: str, title: str, detail: str, instance: str, **extra: Any) -> dict[str, Any]:

@@ -33,7 +33,7 @@ class EventHub:
     async def stop(self) -> None:
         if self.task:
             self.task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self.task
 
     async def _listen(self) -> None:

@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from app.errors import install_handlers
 from app.limits import UploadLimit
 from app.metrics import HttpMetrics
+from app.ratelimit import RateLimitHeaders
 from app.routes import denoise, generate, health, jobs, models, style_transfer, styles, super_resolve
 from app.state import GatewayState
 from imgenhance import __version__
@@ -39,5 +40,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for routes in (super_resolve, denoise, style_transfer, generate, jobs, models, styles, health):
         app.include_router(routes.router)
     app.add_middleware(UploadLimit, max_bytes=settings.max_upload_bytes)
+    app.add_middleware(RateLimitHeaders)
     app.add_middleware(HttpMetrics)  # outermost: sees every request, refusals included
     return app

@@ -4,7 +4,6 @@ store, the event hub and the reaper. Built in the app's lifespan."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from dataclasses import dataclass, field
 
@@ -12,8 +11,10 @@ from prometheus_client import REGISTRY
 from redis import Redis
 from starlette.concurrency import run_in_threadpool
 
+from app.budget import ByteBudget
 from app.events import EventHub
 from app.metrics import QueueCollector
+from app.ratelimit import RateLimiter
 from app.store import JobStore
 from imgenhance.catalog import Catalog
 from imgenhance.reaper import reap
@@ -30,6 +31,8 @@ class GatewayState:
     store: JobStore
     hub: EventHub
     collector: QueueCollector
+    limiter: RateLimiter
+    decode_budget: ByteBudget
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     @classmethod
@@ -44,6 +47,8 @@ class GatewayState:
             JobStore(connection, settings),
             EventHub(settings.redis_url),
             QueueCollector(connection, catalog.tasks()),
+            RateLimiter(connection),
+            ByteBudget(settings.decode_budget_bytes),
         )
 
     async def start(self) -> None:
@@ -51,12 +56,15 @@ class GatewayState:
         await self.hub.start()
         self.tasks.append(asyncio.create_task(self._reap_forever(), name="reaper"))
 
-    async def close(self) -> None:
+    async def close(self, timeout: float = 3.0) -> None:
+        """Stop the background tasks, giving each ``timeout`` seconds: a Redis call that
+        hangs must not keep the process from exiting."""
         for task in self.tasks:
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        await self.hub.stop()
+        stops = [*self.tasks, asyncio.ensure_future(self.hub.stop())]
+        _, pending = await asyncio.wait(stops, timeout=timeout)
+        if pending:
+            log.warning("shutdown: %d background task(s) did not stop in %.0fs; leaving them", len(pending), timeout)
         REGISTRY.unregister(self.collector)
         self.connection.close()
 

@@ -1,12 +1,18 @@
 """Jobs in Redis through RQ: submit, look up, fetch results, cancel.
 
-Synchronous (RQ is); the async routes call it through the thread pool.
+Synchronous (RQ is); the async routes call it through the thread pool. Every job
+belongs to the API key that made it: for any other key it does not exist (404).
+Admission (queue length, the key's active jobs) is decided under a Redis lock, so
+concurrent submits cannot overshoot a limit, whichever gateway replica they reach.
 """
 
 from __future__ import annotations
 
 import contextlib
+import re
 import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,7 +22,16 @@ from rq.exceptions import InvalidJobOperation, NoSuchJobError
 from rq.job import Job
 from rq.job import JobStatus as RQStatus
 
-from app.errors import JobNotCancelable, JobNotFinished, JobNotFound, QueueFull, ResultNotFound
+from app.errors import (
+    BackendFull,
+    JobNotCancelable,
+    JobNotFinished,
+    JobNotFound,
+    QueueFull,
+    ResultNotFound,
+    TooManyActiveJobs,
+)
+from app.ratelimit import Caller
 from app.schemas import JobView, ResultInfo, Timings
 from imgenhance import jobs
 from imgenhance.jobs import JobStatus
@@ -34,6 +49,25 @@ def _utc(moment: datetime | None) -> datetime | None:
     return moment.replace(tzinfo=UTC) if moment is not None and moment.tzinfo is None else moment
 
 
+def _parse(moment: object) -> datetime | None:
+    return _utc(datetime.fromisoformat(moment)) if isinstance(moment, str) else None
+
+
+# What RQ accepts as a job id; anything else cannot name a job (and RQ would raise).
+JOB_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
+RESULT_CHUNK = 1024 * 1024
+ADMISSION_LOCK_SECONDS = 10
+
+
+@dataclass(frozen=True)
+class ResultStream:
+    """A result read from Redis a chunk at a time, so serving it never holds it whole."""
+
+    size: int
+    content_type: str
+    chunks: Iterator[bytes]
+
+
 class JobStore:
     def __init__(self, connection: Redis, settings: Settings) -> None:
         self.connection = connection
@@ -42,19 +76,99 @@ class JobStore:
     def queue(self, task: str) -> Queue:
         return Queue(task, connection=self.connection, serializer=jobs.SERIALIZER)
 
-    def submit(self, task: str, params: JobParams, uploads: dict[str, bytes], meta: dict[str, Any]) -> str:
-        queue = self.queue(task)
-        if queue.count >= self.settings.max_queue_length:
-            raise QueueFull(
-                f"{queue.count} {task} jobs are already waiting; try again shortly", headers={"Retry-After": "10"}
-            )
+    def submit(
+        self, task: str, params: JobParams, uploads: dict[str, bytes], meta: dict[str, Any], owner: Caller
+    ) -> str:
+        self.check_memory(sum(len(data) for data in uploads.values()))
         job_id = uuid.uuid4().hex
         ttl = self.settings.data_ttl_seconds
-        # Uploads are stored before the job exists, so a worker never finds a job without its inputs.
+        input_keys = [jobs.input_key(job_id, name) for name in uploads]
+        # Uploads are stored before the job exists (so a worker never finds a job without
+        # its inputs) and outside the lock (so a large one does not hold up other submits).
         with self.connection.pipeline() as pipe:
-            for name, data in uploads.items():
-                pipe.set(jobs.input_key(job_id, name), data, ex=ttl)
+            for key, data in zip(input_keys, uploads.values(), strict=True):
+                pipe.set(key, data, ex=ttl)
             pipe.execute()
+        try:
+            with self._admission():
+                queue = self.queue(task)
+                if queue.count >= self.settings.max_queue_length:
+                    raise QueueFull(
+                        f"{queue.count} {task} jobs are already waiting; try again shortly",
+                        headers={"Retry-After": "10"},
+                    )
+                self.check_active(owner)
+                self._enqueue(queue, job_id, task, params, {**meta, "owner": owner.name})
+                if owner.limits.max_active_jobs:
+                    self.connection.sadd(self._active_key(owner.name), job_id)
+                    self.connection.expire(self._active_key(owner.name), ttl)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                self.connection.delete(*input_keys)
+            raise
+        return job_id
+
+    @contextlib.contextmanager
+    def _admission(self) -> Iterator[None]:
+        lock = self.connection.lock(
+            f"{jobs.NAMESPACE}:admission", timeout=ADMISSION_LOCK_SECONDS, blocking_timeout=ADMISSION_LOCK_SECONDS
+        )
+        if not lock.acquire():
+            raise QueueFull("the service is admitting too many jobs at once; try again", headers={"Retry-After": "2"})
+        try:
+            yield
+        finally:
+            with contextlib.suppress(Exception):  # it expires on its own
+                lock.release()
+
+    def check_memory(self, incoming: int) -> None:
+        """503 when the new inputs would take Redis past its budget (inputs and results
+        live in Redis: a full Redis would fail jobs that are already accepted)."""
+        info = self.connection.info("memory")
+        budget = self.settings.redis_memory_budget_bytes or int(info.get("maxmemory", 0))
+        if not budget:
+            return
+        used = int(info.get("used_memory", 0))
+        if used + incoming > budget * self.settings.redis_memory_headroom:
+            raise BackendFull(
+                f"the job store holds {used:,} of its {budget:,}-byte budget; try again when jobs have finished",
+                headers={"Retry-After": "30"},
+            )
+
+    @staticmethod
+    def _active_key(owner: str) -> str:
+        return f"{jobs.NAMESPACE}:active:{owner}"
+
+    def check_active(self, owner: Caller) -> None:
+        """429 when the key already has its limit of unfinished jobs (finished ones are
+        dropped from its set here, lazily)."""
+        cap = owner.limits.max_active_jobs
+        if not cap:
+            return
+        key = self._active_key(owner.name)
+        ids = [m.decode() for m in self.connection.smembers(key)]  # type: ignore[union-attr]
+        if len(ids) < cap:
+            return
+        with self.connection.pipeline() as pipe:
+            for job_id in ids:
+                pipe.hget(Job.key_for(job_id), "status")
+            statuses = pipe.execute()
+        done = [
+            job_id
+            for job_id, status in zip(ids, statuses, strict=True)
+            if status is None or JobStatus.from_rq(RQStatus(status.decode())).finished
+        ]
+        if done:
+            self.connection.srem(key, *done)
+        if len(ids) - len(done) >= cap:
+            raise TooManyActiveJobs(
+                f"key {owner.name!r} has {len(ids) - len(done)} unfinished jobs, its limit; "
+                "wait for one to finish or cancel one",
+                headers={"Retry-After": "5"},
+            )
+
+    def _enqueue(self, queue: Queue, job_id: str, task: str, params: JobParams, meta: dict[str, Any]) -> None:
+        ttl = self.settings.data_ttl_seconds
         queue.enqueue_call(
             jobs.ENTRYPOINT,
             kwargs={"task": task, "params": params.model_dump(mode="json")},
@@ -65,28 +179,38 @@ class JobStore:
             ttl=ttl,
             retry=Retry(max=self.settings.job_retries) if self.settings.job_retries else None,
             on_failure=Callback(jobs.on_failure),
-            meta={"progress": 0.0, "attempts": 0, **meta},
+            meta={"progress": 0.0, "attempts": 0, "created_at": datetime.now(UTC).isoformat(), **meta},
         )
-        return job_id
 
-    def fetch(self, job_id: str) -> Job:
+    def fetch(self, job_id: str, owner: Caller) -> Job:
+        missing = JobNotFound(
+            f"no job {job_id!r} for this key: it never existed, belongs to another key, "
+            f"or expired after {self.settings.data_ttl_seconds} s"
+        )
+        if not JOB_ID.fullmatch(job_id):
+            raise missing
         try:
-            return Job.fetch(job_id, connection=self.connection, serializer=jobs.SERIALIZER)
+            job = Job.fetch(job_id, connection=self.connection, serializer=jobs.SERIALIZER)
         except NoSuchJobError as exc:
-            raise JobNotFound(
-                f"no job {job_id}: it never existed or expired after {self.settings.data_ttl_seconds} s"
-            ) from exc
+            raise missing from exc
+        if job.meta.get("owner", owner.name) != owner.name:
+            raise missing
+        return job
 
-    def view(self, job_id: str) -> JobView:
-        job = self.fetch(job_id)
+    def view(self, job_id: str, owner: Caller) -> JobView:
+        return self.view_of(self.fetch(job_id, owner))
+
+    def view_of(self, job: Job) -> JobView:
         status = JobStatus.from_rq(job.get_status(refresh=False))
         if status is JobStatus.FAILED and job.meta.get("canceled"):
             status = JobStatus.CANCELED
         kwargs = job.kwargs
         result = job.return_value(refresh=False) if status is JobStatus.SUCCEEDED else None
         started = _utc(job.started_at)
-        ended = _utc(job.ended_at) if status.finished else None
-        enqueued = _utc(job.enqueued_at)
+        # A job failed by registry cleanup (its worker died) has no ended_at: the failure callback's time stands in.
+        ended = (_utc(job.ended_at) or _parse(job.meta.get("failed_at"))) if status.finished else None
+        # RQ resets enqueued_at when it retries a job; the creation time is kept in meta.
+        enqueued = _parse(job.meta.get("created_at")) or _utc(job.enqueued_at)
         error = None
         if status is JobStatus.FAILED:
             error = job.meta.get("error") or "the job failed"
@@ -115,20 +239,28 @@ class JobStore:
             links=links,
         )
 
-    def result(self, job_id: str) -> tuple[bytes, str]:
-        view = self.view(job_id)
+    def result(self, job_id: str, owner: Caller) -> ResultStream:
+        view = self.view(job_id, owner)
         if view.status is not JobStatus.SUCCEEDED:
             reason = f": {view.error}" if view.error else ""
             raise JobNotFinished(f"job {job_id} is {view.status.value}{reason}", status_of_job=view.status.value)
-        data = self.connection.get(jobs.result_key(job_id))
-        if not isinstance(data, bytes) or view.result is None:
+        key = jobs.result_key(job_id)
+        size = int(self.connection.strlen(key))
+        if not size or view.result is None:
             raise ResultNotFound(f"the result of job {job_id} expired")
-        return data, view.result.content_type
+        return ResultStream(size, view.result.content_type, self._chunks(key, size))
 
-    def cancel(self, job_id: str) -> JobView:
+    def _chunks(self, key: str, size: int) -> Iterator[bytes]:
+        for start in range(0, size, RESULT_CHUNK):
+            chunk = self.connection.getrange(key, start, min(start + RESULT_CHUNK, size) - 1)
+            if not chunk:
+                return  # expired while being sent: the client sees a short body
+            yield bytes(chunk)  # type: ignore[arg-type]
+
+    def cancel(self, job_id: str, owner: Caller) -> JobView:
         """Queued: removed from the queue at once. Running: the worker stops at its next
         tile. Finished: 409."""
-        job = self.fetch(job_id)
+        job = self.fetch(job_id, owner)
         status = job.get_status(refresh=False)
         if status in (RQStatus.QUEUED, RQStatus.DEFERRED, RQStatus.SCHEDULED):
             with contextlib.suppress(InvalidJobOperation):  # already canceled by a concurrent request
@@ -139,6 +271,7 @@ class JobStore:
         elif status == RQStatus.STARTED:
             self.connection.set(jobs.cancel_key(job_id), 1, ex=self.settings.job_timeout_seconds + 60)
         else:
-            raise JobNotCancelable(f"job {job_id} is already {JobStatus.from_rq(status).value}")
+            already = self.view_of(job).status.value
+            raise JobNotCancelable(f"job {job_id} is already {already}", status_of_job=already)
         jobs.publish(self.connection, job_id, status="canceling")
-        return self.view(job_id)
+        return self.view_of(Job.fetch(job_id, connection=self.connection, serializer=jobs.SERIALIZER))

@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import difflib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Annotated, Any
 
-from fastapi import File, Form, Header, Response, UploadFile
-from fastapi.responses import JSONResponse
+from fastapi import Depends, File, Form, Header, Request, Response, UploadFile
+from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from app.errors import (
@@ -26,9 +27,11 @@ from app.errors import (
     UploadTooLarge,
 )
 from app.metrics import JOBS_SUBMITTED
-from app.probe import ImageInfo, probe
+from app.probe import ImageInfo, probe, verify
+from app.ratelimit import Caller
 from app.schemas import JobView
 from app.state import GatewayState
+from app.store import ResultStream
 from imgenhance.cards import ModelCard, Task
 from imgenhance.catalog import UnknownModel
 from imgenhance.jobs import JobStatus
@@ -38,12 +41,19 @@ from imgenhance.settings import Settings
 PROBLEM: dict[str, Any] = {"content": {"application/problem+json": {}}}
 IMAGE_TYPES: dict[str, Any] = {"image/png": {}, "image/jpeg": {}, "image/webp": {}}
 RESULT_TYPES: dict[str, Any] = {**IMAGE_TYPES, "application/zip": {}}
+# What any /v1 call may answer besides its own codes.
+V1_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {"description": "Missing or invalid API key", **PROBLEM},
+    422: {"description": "Invalid parameter", **PROBLEM},
+    429: {"description": "The key's request rate or active-job limit is reached (see Retry-After)", **PROBLEM},
+    503: {"description": "Queue full, job store near its memory budget, or backend unreachable", **PROBLEM},
+}
 JOB_RESPONSES: dict[int | str, dict[str, Any]] = {
+    **V1_RESPONSES,
     200: {"description": "With `Prefer: wait=N`: the finished result", "content": RESULT_TYPES},
     409: {"description": "With `Prefer: wait=N`: the job was canceled meanwhile", **PROBLEM},
     422: {"description": "Invalid parameter (or, with `Prefer: wait=N`, the job failed on this input)", **PROBLEM},
     500: {"description": "With `Prefer: wait=N`: the job failed in the service (retrying may succeed)", **PROBLEM},
-    503: {"description": "Queue full or backend unreachable", **PROBLEM},
 }
 SUBMIT_RESPONSES: dict[int | str, dict[str, Any]] = {
     **JOB_RESPONSES,
@@ -63,6 +73,9 @@ QualityField = Annotated[
 ]
 PreferHeader = Annotated[str | None, Header(description="`wait=N`: answer with the image if done within N seconds")]
 
+# Longest side each encoder can write (the formats' own limits).
+MAX_SIDE: dict[str, int] = {"webp": 16383, "jpeg": 65500}
+
 _WAIT = re.compile(r"(?:^|[,;\s])wait\s*=\s*(\d+(?:\.\d+)?)", re.IGNORECASE)
 
 
@@ -78,8 +91,34 @@ def requested_wait(prefer: str | None, cap: float) -> float:
     return min(float(match.group(1)), cap) if match else 0.0
 
 
+async def reject_unknown_fields(request: Request) -> None:
+    """A misspelled form field (``Scale``, ``format``) would otherwise be ignored and the
+    job run with defaults the client did not ask for: 422, naming the closest field."""
+    content_type = request.headers.get("content-type", "")
+    route = request.scope.get("route")
+    if not content_type.startswith(("multipart/form-data", "application/x-www-form-urlencoded")) or route is None:
+        return
+    known = sorted(field.alias for field in route.dependant.body_params)
+    unknown = [name for name in (await request.form()) if name not in known]
+    if not unknown:
+        return
+    hints = []
+    for name in unknown:
+        close = difflib.get_close_matches(name.lower(), known, n=1, cutoff=0.6)
+        hints.append(f"{name!r} (did you mean {close[0]!r}?)" if close else repr(name))
+    raise InvalidParameter(
+        f"unknown form field{'s' if len(unknown) > 1 else ''} {', '.join(hints)}; this route takes {', '.join(known)}",
+        fields=unknown,
+        known_fields=known,
+    )
+
+
+FormFieldsDep = Depends(reject_unknown_fields)
+
+
 async def read_upload(image: UploadFile, settings: Settings, name: str = IMAGE) -> Upload:
-    """The upload's bytes and header facts; problems name the form field when it is not ``image``."""
+    """The upload's bytes and header facts (nothing decoded yet); problems name the form
+    field when it is not ``image``."""
     try:
         data = await image.read()
         if len(data) > settings.max_upload_bytes:
@@ -112,19 +151,52 @@ def choose_format(
             f"{what} of {info.width}x{info.height} is {out_w}x{out_h} "
             f"({out_w * out_h:,} pixels); the output limit is {settings.max_output_pixels:,}"
         )
-    chosen: OutputFormat = fmt or ("webp" if info.has_alpha else "png")
+    # 16-bit inputs default to png, the one output that keeps 16 bits; so do alpha
+    # outputs too large for webp.
+    side = max(out_w, out_h)
+    webp_fits = side <= MAX_SIDE["webp"]
+    chosen: OutputFormat = fmt or ("webp" if info.has_alpha and info.bits == 8 and webp_fits else "png")
     if quality is not None and chosen == "png":
         raise InvalidParameter("quality applies to jpeg and webp output; png is lossless")
+    if side > MAX_SIDE.get(chosen, side):
+        raise InvalidParameter(
+            f"{chosen} images can be at most {MAX_SIDE[chosen]:,} pixels a side and the output would be "
+            f"{out_w}x{out_h}; ask for png"
+        )
     return chosen
 
 
-async def wait_for(state: GatewayState, job_id: str, timeout: float) -> JobView:
+async def verify_uploads(state: GatewayState, uploads: dict[str, Upload]) -> dict[str, Upload]:
+    """Decode each upload once, within the gateway's decode budget; 422 if damaged."""
+    checked = {}
+    for name, upload in uploads.items():
+        async with state.decode_budget.hold(upload.info.decoded_bytes):
+            try:
+                info = await run_in_threadpool(verify, upload.data)
+            except ApiError as exc:
+                if name != IMAGE:
+                    exc.detail = f"{name}: {exc.detail}"
+                    exc.extra.setdefault("field", name)
+                raise
+        checked[name] = replace(upload, info=info)
+    return checked
+
+
+def stream(result: ResultStream, headers: dict[str, str]) -> StreamingResponse:
+    return StreamingResponse(
+        result.chunks,
+        media_type=result.content_type,
+        headers={"Content-Length": str(result.size), **headers},
+    )
+
+
+async def wait_for(state: GatewayState, job_id: str, owner: Caller, timeout: float) -> JobView:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     async with state.hub.watch(job_id) as changed:
         while True:
             changed.clear()  # before reading, so a change during the read is not lost
-            view = await run_in_threadpool(state.store.view, job_id)
+            view = await run_in_threadpool(state.store.view, job_id, owner)
             remaining = deadline - loop.time()
             if view.status.finished or remaining <= 0:
                 return view
@@ -137,9 +209,15 @@ def accepted(view: JobView) -> JSONResponse:
 
 
 async def submit(
-    state: GatewayState, task: Task, params: JobParams, uploads: dict[str, Upload], prefer: str | None
+    state: GatewayState,
+    task: Task,
+    params: JobParams,
+    uploads: dict[str, Upload],
+    prefer: str | None,
+    owner: Caller,
 ) -> Response:
-    """Enqueue; answer 202, or wait up to ``Prefer: wait=N`` for the image."""
+    """Verify the uploads, enqueue; answer 202, or wait up to ``Prefer: wait=N`` for the image."""
+    uploads = await verify_uploads(state, uploads)
     meta = {
         "inputs": {
             name: {"format": u.info.format, "width": u.info.width, "height": u.info.height, "bytes": len(u.data)}
@@ -147,19 +225,18 @@ async def submit(
         }
     }
     data = {name: u.data for name, u in uploads.items()}
-    job_id = await run_in_threadpool(state.store.submit, task, params, data, meta)
+    job_id = await run_in_threadpool(state.store.submit, task, params, data, meta, owner)
     JOBS_SUBMITTED.labels(task=task, model=params.model).inc()
     wait = requested_wait(prefer, state.settings.max_wait_seconds)
     if not wait:
-        return accepted(await run_in_threadpool(state.store.view, job_id))
-    view = await wait_for(state, job_id, wait)
+        return accepted(await run_in_threadpool(state.store.view, job_id, owner))
+    view = await wait_for(state, job_id, owner, wait)
     links = {"job": view.links["self"]}
     if view.status is JobStatus.SUCCEEDED:
-        body, content_type = await run_in_threadpool(state.store.result, job_id)
-        return Response(
-            body,
-            media_type=content_type,
-            headers={
+        result = await run_in_threadpool(state.store.result, job_id, owner)
+        return stream(
+            result,
+            {
                 "Preference-Applied": f"wait={wait:g}",
                 "Content-Location": view.links["result"],
                 "Link": f'<{view.links["self"]}>; rel="monitor"',

@@ -11,7 +11,9 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import os
 import signal
+import socket
 from typing import Any
 
 from imgenhance.settings import Settings
@@ -24,6 +26,35 @@ def _settings(args: argparse.Namespace, **names: str) -> Settings:
     return Settings(**overrides)
 
 
+def listen(host: str, port: int) -> socket.socket:
+    """Bind the port before starting anything else, so a port in use is a one-line error
+    and exit 1, not a half-started service."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise SystemExit(f"imgenhance serve: cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+def _second_signal_exits(signum: int, frame: Any) -> None:
+    """After uvicorn's graceful shutdown the signal comes back here: the first is ignored so
+    the embedded Redis and workers are stopped in order; a second one ends the process now."""
+    global _signals_seen
+    _signals_seen += 1
+    if _signals_seen > 1:
+        logging.getLogger("imgenhance").warning("second signal: exiting without waiting")
+        os._exit(128 + signum)
+
+
+_signals_seen = 0
+
+
 def cmd_serve(args: argparse.Namespace) -> None:
     import uvicorn
 
@@ -31,16 +62,13 @@ def cmd_serve(args: argparse.Namespace) -> None:
     from cli.embedded import embedded_backend
 
     settings = _settings(args, host="host", port="port", embedded_workers="workers")
-    # uvicorn shuts down gracefully on SIGTERM/SIGINT, then re-raises the signal into the
-    # handler that was there before it: make that one return, so the embedded Redis and
-    # workers below are stopped and the process exits 0.
+    sock = listen(settings.host, settings.port)
     for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: None)
+        signal.signal(sig, _second_signal_exits)
     backend = embedded_backend(settings) if settings.embedded else contextlib.nullcontext(settings)
-    with backend as ready:
-        uvicorn.run(
-            create_app(ready), host=ready.host, port=ready.port, log_level=args.log_level, timeout_graceful_shutdown=10
-        )
+    with sock, backend as ready:
+        config = uvicorn.Config(create_app(ready), log_level=args.log_level, timeout_graceful_shutdown=5)
+        uvicorn.Server(config).run(sockets=[sock])
 
 
 def cmd_worker(args: argparse.Namespace) -> None:

@@ -12,6 +12,7 @@ at once instead of polling.
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -73,6 +74,13 @@ def events_channel(job_id: str) -> str:
     return f"{NAMESPACE}:events:{job_id}"
 
 
+def discard_inputs(connection: Redis, job: Job) -> None:
+    """Delete a finished job's uploads at once rather than at the end of their TTL."""
+    keys = [input_key(job.id, name) for name in job.meta.get("inputs", {})]
+    if keys:
+        connection.delete(*keys)
+
+
 def publish(connection: Redis, job_id: str, **event: Any) -> None:
     connection.publish(events_channel(job_id), json.dumps(event))
 
@@ -118,6 +126,9 @@ def on_failure(job: Job, connection: Redis, exc_type: Any, exc: Any, tb: Any) ->
     job.meta["error"] = message
     job.meta["error_kind"] = "input" if reason == "input" else "internal"
     job.meta["attempts"] = int(job.meta.get("attempts", 0))
+    job.meta["failed_at"] = datetime.now(UTC).isoformat()
     job.save_meta()
+    if not job.should_retry:
+        discard_inputs(connection, job)
     JOB_FAILURES.labels(task=job.kwargs.get("task", "unknown"), reason=reason).inc()
     publish(connection, job.id, status="failing", error=message)

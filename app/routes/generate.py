@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Body, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.deps import ApiKeyDep, StateDep
+from app.deps import ApiKeyDep, CallerDep, StateDep
 from app.errors import InvalidParameter
 from app.submit import JSON_SUBMIT_ROUTE, PreferHeader, resolve, submit
 from imgenhance.cards import ModelCard
@@ -83,6 +83,7 @@ def _format(request: GenerateRequest) -> OutputFormat:
 )
 async def generate(
     state: StateDep,
+    caller: CallerDep,
     request: Annotated[GenerateRequest, Body()],
     prefer: PreferHeader = None,
 ) -> Response:
@@ -98,4 +99,4 @@ async def generate(
         output_format=_format(request),
         quality=request.quality,
     )
-    return await submit(state, "generate", params, {}, prefer)
+    return await submit(state, "generate", params, {}, prefer, caller)

@@ -35,7 +35,12 @@ def _readiness(state: GatewayState, require_workers: bool) -> Readiness:
     "/readyz",
     response_model=Readiness,
     summary="Redis reachable and a live worker on every queue",
-    responses={503: {"content": {PROBLEM_JSON: {}}}},
+    responses={
+        503: {
+            "description": "Redis unreachable, or a queue without a live worker",
+            "content": {PROBLEM_JSON: {}},
+        }
+    },
 )
 async def readyz(state: StateDep, require_workers: bool = True) -> JSONResponse:
     """``require_workers=false`` checks Redis only: for load balancers in front of
@@ -46,13 +51,14 @@ async def readyz(state: StateDep, require_workers: bool = True) -> JSONResponse:
         return JSONResponse(readiness.model_dump())
     idle = [name for name, q in readiness.queues.items() if q.workers == 0]
     body = {
+        **readiness.model_dump(),
         "type": "/problems/not-ready",
         "title": "Not ready",
-        "status": 503,
+        "status": 503,  # problem+json: the HTTP status; the readiness word is under "readiness"
+        "readiness": readiness.status,
         "code": "not-ready",
         "detail": f"no live worker for queue(s): {', '.join(idle)}",
         "instance": "/readyz",
-        **readiness.model_dump(),
     }
     return JSONResponse(body, status_code=503, media_type=PROBLEM_JSON)
 

@@ -1,40 +1,44 @@
 """/v1/jobs/{id}: a job's state, its result, cancelling it. Submitting is one route
-module per task (``super_resolve``, ``denoise``, ``style_transfer``, ``generate``)."""
+module per task (``super_resolve``, ``denoise``, ``style_transfer``, ``generate``).
+A job exists only for the key that made it."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
-from fastapi.responses import JSONResponse
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from app.deps import ApiKeyDep, StateDep
+from app.deps import ApiKeyDep, CallerDep, StateDep
 from app.schemas import JobView
-from app.submit import PROBLEM, RESULT_TYPES
+from app.submit import PROBLEM, RESULT_TYPES, V1_RESPONSES, stream
 
-router = APIRouter(prefix="/v1/jobs", tags=["jobs"], dependencies=[ApiKeyDep])
+NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {"description": "No such job for this key (never made, another key's, or expired)", **PROBLEM}
+}
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"], dependencies=[ApiKeyDep], responses={**V1_RESPONSES, **NOT_FOUND})
 
 
 @router.get("/{job_id}", response_model=JobView, summary="A job's state, progress, timings and error")
-async def get_job(job_id: str, state: StateDep) -> JobView:
-    return await run_in_threadpool(state.store.view, job_id)
+async def get_job(job_id: str, state: StateDep, caller: CallerDep) -> JobView:
+    return await run_in_threadpool(state.store.view, job_id, caller)
 
 
 @router.get(
     "/{job_id}/result",
-    summary="The finished image",
+    summary="The finished image (streamed)",
+    response_class=StreamingResponse,
     responses={
         200: {"content": RESULT_TYPES},
-        404: {"description": "Unknown or expired", **PROBLEM},
         409: {"description": "Not finished (or failed)", **PROBLEM},
     },
 )
-async def get_result(job_id: str, state: StateDep) -> Response:
-    body, content_type = await run_in_threadpool(state.store.result, job_id)
-    ext = content_type.split("/")[-1]
-    disposition = "attachment" if content_type == "application/zip" else "inline"
-    return Response(
-        body, media_type=content_type, headers={"Content-Disposition": f'{disposition}; filename="{job_id}.{ext}"'}
-    )
+async def get_result(job_id: str, state: StateDep, caller: CallerDep) -> StreamingResponse:
+    result = await run_in_threadpool(state.store.result, job_id, caller)
+    ext = result.content_type.split("/")[-1]
+    disposition = "attachment" if result.content_type == "application/zip" else "inline"
+    return stream(result, {"Content-Disposition": f'{disposition}; filename="{job_id}.{ext}"'})
 
 
 @router.delete(
@@ -42,10 +46,10 @@ async def get_result(job_id: str, state: StateDep) -> Response:
     response_model=JobView,
     summary="Cancel a job",
     responses={
-        202: {"description": "Running: the worker stops at its next tile"},
+        202: {"description": "Running: the worker stops at its next tile", "model": JobView},
         409: {"description": "Already finished", **PROBLEM},
     },
 )
-async def cancel_job(job_id: str, state: StateDep) -> JSONResponse:
-    view = await run_in_threadpool(state.store.cancel, job_id)
+async def cancel_job(job_id: str, state: StateDep, caller: CallerDep) -> JSONResponse:
+    view = await run_in_threadpool(state.store.cancel, job_id, caller)
     return JSONResponse(view.model_dump(mode="json"), status_code=200 if view.status.finished else 202)

@@ -9,9 +9,10 @@ from fastapi import APIRouter
 from app.deps import ApiKeyDep, CatalogDep
 from app.errors import NotFound
 from app.schemas import style_links
+from app.submit import V1_RESPONSES
 from imgenhance.cards import ModelCard
 
-router = APIRouter(prefix="/v1/models", tags=["models"], dependencies=[ApiKeyDep])
+router = APIRouter(prefix="/v1/models", tags=["models"], dependencies=[ApiKeyDep], responses=V1_RESPONSES)
 
 
 @router.get("", summary="All model cards: task, scale, I/O contract, training, measured quality")

@@ -6,11 +6,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, File, Form, Response, UploadFile
 
-from app.deps import ApiKeyDep, SettingsDep, StateDep
+from app.deps import ApiKeyDep, CallerDep, SettingsDep, StateDep
 from app.errors import InvalidParameter
 from app.submit import (
     SUBMIT_ROUTE,
     FormatField,
+    FormFieldsDep,
     ImageField,
     PreferHeader,
     QualityField,
@@ -22,7 +23,7 @@ from app.submit import (
 from imgenhance.catalog import UnknownModel
 from imgenhance.params import IMAGE, STYLE_IMAGE, STYLE_MAX_SIDE, StyleTransferParams
 
-router = APIRouter(prefix="/v1/jobs", tags=["jobs"], dependencies=[ApiKeyDep])
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"], dependencies=[ApiKeyDep, FormFieldsDep])
 
 
 @router.post(
@@ -30,6 +31,7 @@ router = APIRouter(prefix="/v1/jobs", tags=["jobs"], dependencies=[ApiKeyDep])
 )
 async def style_transfer(
     state: StateDep,
+    caller: CallerDep,
     settings: SettingsDep,
     image: ImageField,
     style: Annotated[str | None, Form(description="a named style from /v1/styles (or send style_image)")] = None,
@@ -91,4 +93,4 @@ async def style_transfer(
         output_format=fmt,
         quality=quality,
     )
-    return await submit(state, "style-transfer", params, uploads, prefer)
+    return await submit(state, "style-transfer", params, uploads, prefer, caller)

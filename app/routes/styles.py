@@ -10,10 +10,10 @@ from fastapi.responses import FileResponse
 from app.deps import ApiKeyDep, CatalogDep
 from app.errors import NotFound
 from app.schemas import StyleList, StyleView, style_view
-from app.submit import PROBLEM
+from app.submit import PROBLEM, V1_RESPONSES
 from imgenhance.catalog import UnknownModel
 
-router = APIRouter(prefix="/v1/styles", tags=["styles"], dependencies=[ApiKeyDep])
+router = APIRouter(prefix="/v1/styles", tags=["styles"], dependencies=[ApiKeyDep], responses=V1_RESPONSES)
 
 
 @router.get("", response_model=StyleList, summary="Named styles, and whether any uploaded style is accepted")

@@ -6,11 +6,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Form, Response
 
-from app.deps import ApiKeyDep, SettingsDep, StateDep
+from app.deps import ApiKeyDep, CallerDep, SettingsDep, StateDep
 from app.errors import InvalidParameter
 from app.submit import (
     SUBMIT_ROUTE,
     FormatField,
+    FormFieldsDep,
     ImageField,
     PreferHeader,
     QualityField,
@@ -21,12 +22,13 @@ from app.submit import (
 )
 from imgenhance.params import IMAGE, SuperResolveParams
 
-router = APIRouter(prefix="/v1/jobs", tags=["jobs"], dependencies=[ApiKeyDep])
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"], dependencies=[ApiKeyDep, FormFieldsDep])
 
 
 @router.post("/super-resolve", summary="Upscale an image x2 or x4", **SUBMIT_ROUTE)
 async def super_resolve(
     state: StateDep,
+    caller: CallerDep,
     settings: SettingsDep,
     image: ImageField,
     scale: Annotated[
@@ -52,4 +54,4 @@ async def super_resolve(
     card = resolve(state, "super-resolve", model, scale if scale or names_a_model else 4)
     fmt = choose_format(upload.info, card.scale, settings, output_format, quality, f"x{card.scale}")
     params = SuperResolveParams(model=card.id, scale=card.scale, output_format=fmt, quality=quality)
-    return await submit(state, "super-resolve", params, {IMAGE: upload}, prefer)
+    return await submit(state, "super-resolve", params, {IMAGE: upload}, prefer, caller)
