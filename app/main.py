@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from app.docs_ui import install_docs
 from app.errors import install_handlers
 from app.limits import UploadLimit
 from app.metrics import HttpMetrics
@@ -34,9 +35,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             await state.close()
 
-    app = FastAPI(title="imgenhance", version=__version__, description=DESCRIPTION, lifespan=lifespan)
+    app = FastAPI(
+        title="imgenhance",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        docs_url=None,  # app.docs_ui serves /docs and /redoc from local files
+        redoc_url=None,
+    )
     app.dependency_overrides[get_settings] = lambda: settings
     install_handlers(app)
+    install_docs(app)
     for routes in (super_resolve, denoise, style_transfer, generate, jobs, models, styles, health):
         app.include_router(routes.router)
     app.add_middleware(UploadLimit, max_bytes=settings.max_upload_bytes)

@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 from imgenhance.cards import ModelCard
 from imgenhance.jobs import JobStatus
 from imgenhance.params import JobResult
+from imgenhance.webhooks import Delivery
 
 
 class Timings(BaseModel):
@@ -29,6 +30,11 @@ class ResultInfo(BaseModel):
         return cls(content_type=result.content_type, bytes=result.bytes, width=result.width, height=result.height)
 
 
+class WebhookView(BaseModel):
+    url: str
+    deliveries: list[Delivery] = Field(description="every attempt so far, oldest first")
+
+
 class JobView(BaseModel):
     id: str
     task: str
@@ -46,6 +52,7 @@ class JobView(BaseModel):
         None, description="input: this image cannot be processed; internal: retrying may succeed"
     )
     result: ResultInfo | None = None
+    webhook: WebhookView | None = Field(None, description="where the job's end is announced, and how that went")
     links: dict[str, str]
 
 

@@ -9,6 +9,8 @@ concurrent submits cannot overshoot a limit, whichever gateway replica they reac
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import re
 import uuid
 from collections.abc import Iterator
@@ -24,6 +26,7 @@ from rq.job import JobStatus as RQStatus
 
 from app.errors import (
     BackendFull,
+    InvalidParameter,
     JobNotCancelable,
     JobNotFinished,
     JobNotFound,
@@ -32,8 +35,8 @@ from app.errors import (
     TooManyActiveJobs,
 )
 from app.ratelimit import Caller
-from app.schemas import JobView, ResultInfo, Timings
-from imgenhance import jobs
+from app.schemas import JobView, ResultInfo, Timings, WebhookView
+from imgenhance import jobs, webhooks
 from imgenhance.jobs import JobStatus
 from imgenhance.params import JobParams, JobResult
 from imgenhance.settings import Settings
@@ -60,6 +63,25 @@ ADMISSION_LOCK_SECONDS = 10
 
 
 @dataclass(frozen=True)
+class Idempotency:
+    """An ``Idempotency-Key`` and a digest of the request it came with."""
+
+    key: str
+    fingerprint: str
+
+    def redis_key(self, owner: str) -> str:
+        digest = hashlib.sha256(self.key.encode()).hexdigest()
+        return f"{jobs.NAMESPACE}:idempotency:{owner}:{digest}"
+
+
+def fingerprint(task: str, params: JobParams, uploads: dict[str, bytes]) -> str:
+    digest = hashlib.sha256(task.encode() + b"\0" + params.model_dump_json().encode())
+    for name in sorted(uploads):
+        digest.update(b"\0" + name.encode() + b"\0" + hashlib.sha256(uploads[name]).digest())
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
 class ResultStream:
     """A result read from Redis a chunk at a time, so serving it never holds it whole."""
 
@@ -77,8 +99,16 @@ class JobStore:
         return Queue(task, connection=self.connection, serializer=jobs.SERIALIZER)
 
     def submit(
-        self, task: str, params: JobParams, uploads: dict[str, bytes], meta: dict[str, Any], owner: Caller
-    ) -> str:
+        self,
+        task: str,
+        params: JobParams,
+        uploads: dict[str, bytes],
+        meta: dict[str, Any],
+        owner: Caller,
+        idempotency: Idempotency | None = None,
+    ) -> tuple[str, bool]:
+        """Admit and enqueue a job: (its id, whether it is an earlier job replayed for the
+        same ``Idempotency-Key``)."""
         self.check_memory(sum(len(data) for data in uploads.values()))
         job_id = uuid.uuid4().hex
         ttl = self.settings.data_ttl_seconds
@@ -91,6 +121,11 @@ class JobStore:
             pipe.execute()
         try:
             with self._admission():
+                if idempotency is not None:
+                    earlier = self._replay(owner, idempotency)
+                    if earlier is not None:
+                        self._drop(input_keys)
+                        return earlier, True
                 queue = self.queue(task)
                 if queue.count >= self.settings.max_queue_length:
                     raise QueueFull(
@@ -102,11 +137,33 @@ class JobStore:
                 if owner.limits.max_active_jobs:
                     self.connection.sadd(self._active_key(owner.name), job_id)
                     self.connection.expire(self._active_key(owner.name), ttl)
+                if idempotency is not None:
+                    record = json.dumps({"job": job_id, "fingerprint": idempotency.fingerprint})
+                    self.connection.set(idempotency.redis_key(owner.name), record, ex=ttl)
         except BaseException:
             with contextlib.suppress(Exception):
-                self.connection.delete(*input_keys)
+                self._drop(input_keys)
             raise
-        return job_id
+        return job_id, False
+
+    def _drop(self, keys: list[str]) -> None:
+        if keys:
+            self.connection.delete(*keys)
+
+    def _replay(self, owner: Caller, idempotency: Idempotency) -> str | None:
+        """The job an earlier submit with this key made, if it still exists; 422 if that
+        submit asked for something else."""
+        raw = self.connection.get(idempotency.redis_key(owner.name))
+        if raw is None:
+            return None
+        record = json.loads(raw)
+        if record["fingerprint"] != idempotency.fingerprint:
+            raise InvalidParameter(
+                "this Idempotency-Key was used for a different request; use a new key for a new job",
+                field="Idempotency-Key",
+            )
+        job_id: str = record["job"]
+        return job_id if self.connection.exists(Job.key_for(job_id)) else None
 
     @contextlib.contextmanager
     def _admission(self) -> Iterator[None]:
@@ -236,6 +293,9 @@ class JobStore:
             error=error,
             error_kind=job.meta.get("error_kind", "internal") if status is JobStatus.FAILED else None,
             result=ResultInfo.from_result(JobResult.model_validate(result)) if result else None,
+            webhook=WebhookView(url=job.meta["webhook"], deliveries=webhooks.deliveries(self.connection, job.id))
+            if job.meta.get("webhook")
+            else None,
             links=links,
         )
 
@@ -265,9 +325,9 @@ class JobStore:
         if status in (RQStatus.QUEUED, RQStatus.DEFERRED, RQStatus.SCHEDULED):
             with contextlib.suppress(InvalidJobOperation):  # already canceled by a concurrent request
                 job.cancel()
-            uploads = [jobs.input_key(job_id, name) for name in job.meta.get("inputs", {})]
-            if uploads:
-                self.connection.delete(*uploads)
+            jobs.discard_inputs(self.connection, job)
+            if job.meta.get("webhook"):
+                webhooks.schedule(self.connection, job_id)
         elif status == RQStatus.STARTED:
             self.connection.set(jobs.cancel_key(job_id), 1, ex=self.settings.job_timeout_seconds + 60)
         else:

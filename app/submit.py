@@ -31,7 +31,8 @@ from app.probe import ImageInfo, probe, verify
 from app.ratelimit import Caller
 from app.schemas import JobView
 from app.state import GatewayState
-from app.store import ResultStream
+from app.store import Idempotency, ResultStream, fingerprint
+from imgenhance import webhooks
 from imgenhance.cards import ModelCard, Task
 from imgenhance.catalog import UnknownModel
 from imgenhance.jobs import JobStatus
@@ -80,6 +81,35 @@ _WAIT = re.compile(r"(?:^|[,;\s])wait\s*=\s*(\d+(?:\.\d+)?)", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
+class SubmitOptions:
+    """How the client wants to hear of the job and retry its submit, apart from what the job does."""
+
+    webhook: str | None = None
+    idempotency_key: str | None = None
+
+
+WebhookField = Annotated[
+    str | None,
+    Form(description="an http(s) URL to POST a signed event to when the job ends (Standard Webhooks)"),
+]
+IdempotencyHeader = Annotated[
+    str | None,
+    Header(
+        max_length=255,
+        description="any unique string: a retried submit with the same key (and the same request) "
+        "returns the first job instead of making a second",
+    ),
+]
+
+
+def submit_options(webhook: WebhookField = None, idempotency_key: IdempotencyHeader = None) -> SubmitOptions:
+    return SubmitOptions(webhook, idempotency_key)
+
+
+SubmitOptionsDep = Annotated[SubmitOptions, Depends(submit_options)]
+
+
+@dataclass(frozen=True)
 class Upload:
     data: bytes
     info: ImageInfo
@@ -98,7 +128,7 @@ async def reject_unknown_fields(request: Request) -> None:
     route = request.scope.get("route")
     if not content_type.startswith(("multipart/form-data", "application/x-www-form-urlencoded")) or route is None:
         return
-    known = sorted(field.alias for field in route.dependant.body_params)
+    known = sorted(_form_fields(route.dependant))
     unknown = [name for name in (await request.form()) if name not in known]
     if not unknown:
         return
@@ -111,6 +141,14 @@ async def reject_unknown_fields(request: Request) -> None:
         fields=unknown,
         known_fields=known,
     )
+
+
+def _form_fields(dependant: Any) -> set[str]:
+    """The body fields a route takes, its dependencies' included."""
+    names = {field.alias for field in dependant.body_params}
+    for sub in dependant.dependencies:
+        names |= _form_fields(sub)
+    return names
 
 
 FormFieldsDep = Depends(reject_unknown_fields)
@@ -204,8 +242,10 @@ async def wait_for(state: GatewayState, job_id: str, owner: Caller, timeout: flo
                 await asyncio.wait_for(changed.wait(), timeout=min(remaining, 1.0))
 
 
-def accepted(view: JobView) -> JSONResponse:
-    return JSONResponse(view.model_dump(mode="json"), status_code=202, headers={"Location": view.links["self"]})
+def accepted(view: JobView, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(
+        view.model_dump(mode="json"), status_code=202, headers={"Location": view.links["self"], **(headers or {})}
+    )
 
 
 async def submit(
@@ -215,21 +255,38 @@ async def submit(
     uploads: dict[str, Upload],
     prefer: str | None,
     owner: Caller,
+    options: SubmitOptions,
 ) -> Response:
     """Verify the uploads, enqueue; answer 202, or wait up to ``Prefer: wait=N`` for the image."""
+    if options.webhook is not None:
+        if not state.settings.webhook_secret:
+            raise InvalidParameter(
+                "this service sends no webhooks: its operator has not set IMGENHANCE_WEBHOOK_SECRET", field="webhook"
+            )
+        try:
+            await run_in_threadpool(webhooks.check_target, options.webhook, state.settings.webhook_allow_private)
+        except webhooks.WebhookRefused as exc:
+            raise InvalidParameter(str(exc), field="webhook") from exc
     uploads = await verify_uploads(state, uploads)
-    meta = {
+    meta: dict[str, Any] = {
         "inputs": {
             name: {"format": u.info.format, "width": u.info.width, "height": u.info.height, "bytes": len(u.data)}
             for name, u in uploads.items()
         }
     }
+    if options.webhook is not None:
+        meta["webhook"] = options.webhook
     data = {name: u.data for name, u in uploads.items()}
-    job_id = await run_in_threadpool(state.store.submit, task, params, data, meta, owner)
-    JOBS_SUBMITTED.labels(task=task, model=params.model).inc()
+    idempotency = None
+    if options.idempotency_key is not None:
+        idempotency = Idempotency(options.idempotency_key, fingerprint(task, params, data))
+    job_id, replayed = await run_in_threadpool(state.store.submit, task, params, data, meta, owner, idempotency)
+    replay = {"Idempotent-Replayed": "true"} if replayed else {}
+    if not replayed:
+        JOBS_SUBMITTED.labels(task=task, model=params.model).inc()
     wait = requested_wait(prefer, state.settings.max_wait_seconds)
     if not wait:
-        return accepted(await run_in_threadpool(state.store.view, job_id, owner))
+        return accepted(await run_in_threadpool(state.store.view, job_id, owner), replay)
     view = await wait_for(state, job_id, owner, wait)
     links = {"job": view.links["self"]}
     if view.status is JobStatus.SUCCEEDED:
@@ -241,6 +298,7 @@ async def submit(
                 "Content-Location": view.links["result"],
                 "Link": f'<{view.links["self"]}>; rel="monitor"',
                 "X-Job-Id": job_id,
+                **replay,
             },
         )
     if view.status is JobStatus.FAILED:
@@ -248,4 +306,4 @@ async def submit(
         raise error(view.error or "the job failed", job_id=job_id, links=links)
     if view.status is JobStatus.CANCELED:
         raise JobNotFinished(f"job {job_id} was canceled", job_id=job_id, links=links)
-    return accepted(view)  # still queued or running after the wait
+    return accepted(view, replay)  # still queued or running after the wait

@@ -24,6 +24,8 @@ from rq.job import JobStatus as RQStatus
 from rq.serializers import JSONSerializer
 from rq.timeouts import JobTimeoutException
 
+from imgenhance import webhooks
+
 ENTRYPOINT = "worker.tasks.run_job"
 SERIALIZER = JSONSerializer
 NAMESPACE = "imgenhance"
@@ -130,5 +132,7 @@ def on_failure(job: Job, connection: Redis, exc_type: Any, exc: Any, tb: Any) ->
     job.save_meta()
     if not job.should_retry:
         discard_inputs(connection, job)
+        if job.meta.get("webhook"):
+            webhooks.schedule(connection, job.id)
     JOB_FAILURES.labels(task=job.kwargs.get("task", "unknown"), reason=reason).inc()
     publish(connection, job.id, status="failing", error=message)

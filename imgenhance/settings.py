@@ -62,6 +62,12 @@ class Settings(BaseSettings):
     )
     redis_memory_headroom: float = Field(0.9, gt=0, le=1, description="share of the budget new jobs may fill")
 
+    # Webhooks (Standard Webhooks signatures).
+    webhook_secret: str | None = Field(
+        None, description="whsec_<base64> signing secret; webhooks are refused (422) until it is set"
+    )
+    webhook_allow_private: bool = Field(False, description="allow webhook targets on private/loopback addresses")
+
     # Per API key (defaults for keys key_limits leaves out; 0 = no limit).
     requests_per_minute: int = Field(0, ge=0)
     max_active_jobs: int = Field(0, ge=0, description="queued + running jobs per key")

@@ -19,6 +19,7 @@ from imgenhance.settings import Settings
 from worker import context, metrics
 from worker.rqworker import InferenceWorker
 from worker.runtime import Runtime
+from worker.webhooks import WebhookSender
 
 log = logging.getLogger("imgenhance.worker")
 
@@ -57,13 +58,29 @@ def run(settings: Settings) -> None:
     if settings.metrics_port:
         start_http_server(settings.metrics_port)
         log.info("worker metrics on :%d/metrics", settings.metrics_port)
-    build_worker(settings, connection, catalog).work(logging_level="INFO")
+    sender = start_webhook_sender(settings, connection)
+    try:
+        build_worker(settings, connection, catalog).work(logging_level="INFO")
+    finally:
+        if sender:
+            sender.stop()
+
+
+def start_webhook_sender(settings: Settings, connection: Redis) -> WebhookSender | None:
+    """Every worker process delivers webhooks when the service has a signing secret."""
+    if not settings.webhook_secret:
+        return None
+    sender = WebhookSender(settings, connection)
+    sender.start()
+    return sender
 
 
 class EmbeddedWorkers:
     """Workers on threads of the serving process, sharing one set of loaded models."""
 
     def __init__(self, settings: Settings, connection: Redis) -> None:
+        self.settings, self.connection = settings, connection
+        self.sender: WebhookSender | None = None
         catalog = build_runtime(settings, connection)
         self.workers = [
             build_worker(settings, connection, catalog, in_thread=True) for _ in range(settings.embedded_workers)
@@ -74,6 +91,7 @@ class EmbeddedWorkers:
         ]
 
     def start(self) -> None:
+        self.sender = start_webhook_sender(self.settings, self.connection)
         for t in self.threads:
             t.start()
 
@@ -91,3 +109,5 @@ class EmbeddedWorkers:
                 pass
         for t in self.threads:
             t.join(timeout)
+        if self.sender:
+            self.sender.stop()

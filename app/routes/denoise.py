@@ -14,6 +14,7 @@ from app.submit import (
     ImageField,
     PreferHeader,
     QualityField,
+    SubmitOptionsDep,
     choose_format,
     read_upload,
     resolve,
@@ -28,6 +29,7 @@ router = APIRouter(prefix="/v1/jobs", tags=["jobs"], dependencies=[ApiKeyDep, Fo
 async def denoise(
     state: StateDep,
     caller: CallerDep,
+    options: SubmitOptionsDep,
     settings: SettingsDep,
     image: ImageField,
     strength: Annotated[
@@ -52,4 +54,4 @@ async def denoise(
     card = resolve(state, "denoise", model)
     fmt = choose_format(upload.info, 1, settings, output_format, quality, "denoising")
     params = DenoiseParams(model=card.id, sigma=sigma, strength=strength, output_format=fmt, quality=quality)
-    return await submit(state, "denoise", params, {IMAGE: upload}, prefer, caller)
+    return await submit(state, "denoise", params, {IMAGE: upload}, prefer, caller, options)

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from app.deps import ApiKeyDep, CallerDep, StateDep
 from app.errors import InvalidParameter
-from app.submit import JSON_SUBMIT_ROUTE, PreferHeader, resolve, submit
+from app.submit import JSON_SUBMIT_ROUTE, IdempotencyHeader, PreferHeader, SubmitOptions, resolve, submit
 from imgenhance.cards import ModelCard
 from imgenhance.params import MAX_ANIMATION_IMAGES, MAX_IMAGES, MAX_SEED, GenerateParams, Interpolation, OutputFormat
 
@@ -34,6 +34,9 @@ class GenerateRequest(BaseModel):
     output: Literal["grid", "zip"] = Field("grid", description="grid: one picture; zip: one PNG per image")
     output_format: OutputFormat | None = Field(None, description="grid: png (default), jpeg or webp")
     quality: int | None = Field(None, ge=1, le=100, description="jpeg/webp quality (default: jpeg 95, webp lossless)")
+    webhook: str | None = Field(
+        None, description="an http(s) URL to POST a signed event to when the job ends (Standard Webhooks)"
+    )
 
 
 def _label(card: ModelCard, label: str | int | None) -> int | None:
@@ -86,6 +89,7 @@ async def generate(
     caller: CallerDep,
     request: Annotated[GenerateRequest, Body()],
     prefer: PreferHeader = None,
+    idempotency_key: IdempotencyHeader = None,
 ) -> Response:
     card = resolve(state, "generate", request.model)
     params = GenerateParams(
@@ -99,4 +103,5 @@ async def generate(
         output_format=_format(request),
         quality=request.quality,
     )
-    return await submit(state, "generate", params, {}, prefer, caller)
+    options = SubmitOptions(webhook=request.webhook, idempotency_key=idempotency_key)
+    return await submit(state, "generate", params, {}, prefer, caller, options)

@@ -15,6 +15,7 @@ from app.submit import (
     ImageField,
     PreferHeader,
     QualityField,
+    SubmitOptionsDep,
     Upload,
     choose_format,
     read_upload,
@@ -32,6 +33,7 @@ router = APIRouter(prefix="/v1/jobs", tags=["jobs"], dependencies=[ApiKeyDep, Fo
 async def style_transfer(
     state: StateDep,
     caller: CallerDep,
+    options: SubmitOptionsDep,
     settings: SettingsDep,
     image: ImageField,
     style: Annotated[str | None, Form(description="a named style from /v1/styles (or send style_image)")] = None,
@@ -93,4 +95,4 @@ async def style_transfer(
         output_format=fmt,
         quality=quality,
     )
-    return await submit(state, "style-transfer", params, uploads, prefer, caller)
+    return await submit(state, "style-transfer", params, uploads, prefer, caller, options)

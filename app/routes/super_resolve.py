@@ -15,6 +15,7 @@ from app.submit import (
     ImageField,
     PreferHeader,
     QualityField,
+    SubmitOptionsDep,
     choose_format,
     read_upload,
     resolve,
@@ -29,6 +30,7 @@ router = APIRouter(prefix="/v1/jobs", tags=["jobs"], dependencies=[ApiKeyDep, Fo
 async def super_resolve(
     state: StateDep,
     caller: CallerDep,
+    options: SubmitOptionsDep,
     settings: SettingsDep,
     image: ImageField,
     scale: Annotated[
@@ -54,4 +56,4 @@ async def super_resolve(
     card = resolve(state, "super-resolve", model, scale if scale or names_a_model else 4)
     fmt = choose_format(upload.info, card.scale, settings, output_format, quality, f"x{card.scale}")
     params = SuperResolveParams(model=card.id, scale=card.scale, output_format=fmt, quality=quality)
-    return await submit(state, "super-resolve", params, {IMAGE: upload}, prefer, caller)
+    return await submit(state, "super-resolve", params, {IMAGE: upload}, prefer, caller, options)

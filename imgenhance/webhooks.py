@@ -1,0 +1,124 @@
+"""Webhooks: a job's end announced to a URL the client gave, the Standard Webhooks way.
+
+Shared by the gateway (which checks the URL at submit) and the workers (which deliver).
+A finished job with a webhook gets an entry in one sorted set, scored by when its next
+attempt is due; any worker's delivery thread claims due entries with a lease (so a
+worker that dies mid-delivery only delays it), POSTs the signed event, and on failure
+schedules the next attempt with backoff. Every attempt is logged on the job, which the
+job view shows.
+
+SSRF: targets must resolve to public addresses (no loopback, private, link-local,
+multicast or reserved ranges) unless ``webhook_allow_private`` is set. The check runs
+at submit and again before each delivery, so a name re-pointed since is caught.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import socket
+import time
+from datetime import UTC, datetime
+from typing import Literal
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field
+from redis import Redis
+
+NAMESPACE = "imgenhance"
+DUE = f"{NAMESPACE}:webhooks:due"
+# Attempt n (from 1) that fails waits BACKOFF[n - 1] seconds before the next one.
+BACKOFF = (1.0, 5.0, 30.0, 120.0, 600.0)
+MAX_ATTEMPTS = len(BACKOFF) + 1
+LEASE_SECONDS = 60.0
+EventType = Literal["job.succeeded", "job.failed", "job.canceled"]
+
+
+class WebhookRefused(ValueError):
+    """The URL may not be called (scheme, syntax, or an address it must not reach)."""
+
+
+class Delivery(BaseModel):
+    """One attempt, as the job view shows it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    attempt: int
+    at: datetime
+    event: EventType
+    status_code: int | None = Field(None, description="the receiver's HTTP status; None if no answer")
+    error: str | None = None
+    delivered: bool
+
+
+def log_key(job_id: str) -> str:
+    return f"{NAMESPACE}:webhooks:log:{job_id}"
+
+
+def check_target(url: str, allow_private: bool) -> None:
+    """Raise ``WebhookRefused`` unless ``url`` is http(s) to a host that resolves only to
+    addresses a webhook may reach."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise WebhookRefused(f"webhook must be an http or https URL with a host, not {url!r}")
+    if parts.username or parts.password:
+        raise WebhookRefused("webhook URLs may not carry credentials; the payload is signed instead")
+    if allow_private:
+        return
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        infos = socket.getaddrinfo(parts.hostname, port, type=socket.SOCK_STREAM)
+    except (OSError, ValueError) as exc:
+        raise WebhookRefused(f"webhook host {parts.hostname!r} does not resolve: {exc}") from exc
+    for info in infos:
+        address = ipaddress.ip_address(str(info[4][0]).split("%")[0])
+        if not address.is_global or address.is_multicast:
+            raise WebhookRefused(
+                f"webhook host {parts.hostname!r} resolves to {address}, a non-public address; "
+                "set IMGENHANCE_WEBHOOK_ALLOW_PRIVATE=true to allow internal receivers"
+            )
+
+
+def schedule(connection: Redis, job_id: str, delay: float = 0.0) -> None:
+    """Make the job's next delivery due in ``delay`` seconds."""
+    connection.zadd(DUE, {job_id: time.time() + delay})
+
+
+def record(connection: Redis, job_id: str, delivery: Delivery, ttl: int) -> None:
+    key = log_key(job_id)
+    with connection.pipeline() as pipe:
+        pipe.rpush(key, delivery.model_dump_json())
+        pipe.expire(key, ttl)
+        pipe.execute()
+
+
+def deliveries(connection: Redis, job_id: str) -> list[Delivery]:
+    raw = connection.lrange(log_key(job_id), 0, -1)
+    return [Delivery.model_validate(json.loads(item)) for item in raw]
+
+
+# A claim: take a due entry by pushing its score a lease ahead, only if it is still due
+# (two workers never deliver the same attempt).
+_CLAIM = """
+local score = redis.call('zscore', KEYS[1], ARGV[1])
+if score and tonumber(score) <= tonumber(ARGV[2]) then
+  redis.call('zadd', KEYS[1], ARGV[3], ARGV[1])
+  return 1
+end
+return 0
+"""
+
+
+def claim_due(connection: Redis, limit: int = 10) -> list[str]:
+    now = time.time()
+    due = connection.zrangebyscore(DUE, "-inf", now, start=0, num=limit)
+    claimed = []
+    for member in due:
+        job_id = member.decode() if isinstance(member, bytes) else str(member)
+        if connection.eval(_CLAIM, 1, DUE, job_id, now, now + LEASE_SECONDS):
+            claimed.append(job_id)
+    return claimed
+
+
+def now() -> datetime:
+    return datetime.now(UTC)

@@ -1,0 +1,122 @@
+"""The webhook sender: a thread in every worker process that delivers due events
+(``imgenhance.webhooks`` explains the scheme), signed with the service's secret."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+
+import httpx
+import redis
+from redis import Redis
+from rq.exceptions import NoSuchJobError
+from rq.job import Job
+from standardwebhooks.webhooks import Webhook
+
+from imgenhance import webhooks
+from imgenhance.jobs import SERIALIZER, JobStatus
+from imgenhance.settings import Settings
+
+log = logging.getLogger("imgenhance.webhooks")
+
+EVENTS: dict[JobStatus, webhooks.EventType] = {
+    JobStatus.SUCCEEDED: "job.succeeded",
+    JobStatus.FAILED: "job.failed",
+    JobStatus.CANCELED: "job.canceled",
+}
+
+
+class WebhookSender:
+    def __init__(self, settings: Settings, connection: Redis, poll_seconds: float = 0.5) -> None:
+        if not settings.webhook_secret:
+            raise ValueError("WebhookSender needs IMGENHANCE_WEBHOOK_SECRET")
+        self.settings, self.connection, self.poll_seconds = settings, connection, poll_seconds
+        self.signer = Webhook(settings.webhook_secret)
+        self.client = httpx.Client(timeout=10.0, follow_redirects=False)
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="webhooks", daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.thread.join(5)
+
+    def _run(self) -> None:
+        while not self.stopping.wait(self.poll_seconds):
+            try:
+                for job_id in webhooks.claim_due(self.connection):
+                    self.deliver(job_id)
+            except redis.RedisError as exc:
+                log.warning("webhooks: Redis unreachable (%s); retrying", exc)
+            except Exception:
+                log.exception("webhooks: unexpected error; the sender goes on")
+
+    def event(self, job: Job) -> tuple[webhooks.EventType, bytes]:
+        status = JobStatus.from_rq(job.get_status(refresh=False))
+        if status is JobStatus.FAILED and job.meta.get("canceled"):
+            status = JobStatus.CANCELED
+        kind = EVENTS[status]
+        payload = {
+            "type": kind,
+            "timestamp": webhooks.now().isoformat(),
+            "data": {
+                "id": job.id,
+                "task": job.kwargs.get("task"),
+                "status": status.value,
+                "error": job.meta.get("error") if status is JobStatus.FAILED else None,
+                "links": {"self": f"/v1/jobs/{job.id}", "result": f"/v1/jobs/{job.id}/result"},
+            },
+        }
+        return kind, json.dumps(payload, separators=(",", ":")).encode()
+
+    def deliver(self, job_id: str) -> None:
+        try:
+            job = Job.fetch(job_id, connection=self.connection, serializer=SERIALIZER)
+        except NoSuchJobError:
+            self.connection.zrem(webhooks.DUE, job_id)  # expired: nobody to tell about it
+            return
+        url = str(job.meta.get("webhook", ""))
+        status = JobStatus.from_rq(job.get_status(refresh=False))
+        if not url or not status.finished:
+            self.connection.zrem(webhooks.DUE, job_id)
+            return
+        kind, body = self.event(job)
+        attempt = len(webhooks.deliveries(self.connection, job_id)) + 1
+        code, error = None, None
+        try:
+            webhooks.check_target(url, self.settings.webhook_allow_private)  # again: DNS may have changed
+            moment = webhooks.now()
+            headers = {
+                "content-type": "application/json",
+                "webhook-id": f"msg_{job_id}",  # the same for every attempt: receivers de-duplicate on it
+                "webhook-timestamp": str(int(moment.timestamp())),
+                "webhook-signature": self.signer.sign(f"msg_{job_id}", moment, body.decode()),
+            }
+            code = self.client.post(url, content=body, headers=headers).status_code
+        except webhooks.WebhookRefused as exc:
+            error = str(exc)
+            attempt = webhooks.MAX_ATTEMPTS  # never retried
+        except httpx.HTTPError as exc:
+            error = f"{type(exc).__name__}: {exc}"
+        delivered = code is not None and 200 <= code < 300
+        if code is not None and not delivered:
+            error = f"the receiver answered {code}"
+        webhooks.record(
+            self.connection,
+            job_id,
+            webhooks.Delivery(
+                attempt=attempt, at=webhooks.now(), event=kind, status_code=code, error=error, delivered=delivered
+            ),
+            self.settings.data_ttl_seconds,
+        )
+        if delivered or attempt >= webhooks.MAX_ATTEMPTS:
+            self.connection.zrem(webhooks.DUE, job_id)
+            if not delivered:
+                log.warning("webhook for job %s: giving up after %d attempts (%s)", job_id, attempt, error)
+            return
+        delay = webhooks.BACKOFF[attempt - 1]
+        log.info("webhook for job %s: attempt %d failed (%s); next in %.0fs", job_id, attempt, error, delay)
+        webhooks.schedule(self.connection, job_id, delay)
