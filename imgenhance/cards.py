@@ -116,9 +116,27 @@ class SRScores(_Strict):
     gain_over_bicubic_db: dict[str, float] = Field(description="set -> model minus bicubic, dB")
 
 
+class PerceptualScore(_Strict):
+    lpips: float = Field(description="LPIPS (VGG, v0.1) on RGB: 0 = the same picture, lower is better")
+    psnr: float
+
+
+class RealWorldScores(_Strict):
+    """LPIPS and PSNR on inputs as they come in practice (``python -m training eval-realworld``)."""
+
+    protocol: Protocol
+    settings: dict[str, str] = Field(description="setting -> how its inputs were made")
+    results: dict[str, dict[str, dict[str, PerceptualScore]]] = Field(
+        description="setting -> set -> method (model, bicubic) -> mean score"
+    )
+    onnx_sha256: str = Field(description="the file measured: `eval --write-card` keeps the block while it is unchanged")
+    measured_by: str
+
+
 class SRQuality(SRScores):
     kind: Literal["super-resolve"] = "super-resolve"
     real_world_degradation: SRScores | None = Field(None, description="on Real-ESRGAN-degraded inputs")
+    real_world_lpips: RealWorldScores | None = Field(None, description="LPIPS and PSNR on four real-world settings")
     measured_by: str
 
     def headline(self) -> str:

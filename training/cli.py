@@ -111,7 +111,7 @@ def cmd_export(args: argparse.Namespace) -> None:
 
 def cmd_eval(args: argparse.Namespace) -> None:
     from imgenhance.cards import file_sha256, read_card, write_card
-    from training.measure import measure
+    from training.measure import keep_real_world_lpips, measure
 
     if not args.model:
         _eval_checkpoint(args)
@@ -119,11 +119,31 @@ def cmd_eval(args: argparse.Namespace) -> None:
     quality = measure(args.model, _eval_options(args))
     if args.write_card:
         card = read_card(args.model)
-        update = {"quality": quality, "sha256": file_sha256(args.model.parent / card.file)}
+        sha256 = file_sha256(args.model.parent / card.file)
+        update = {"quality": keep_real_world_lpips(quality, card, sha256), "sha256": sha256}
         write_card(card.model_copy(update=update), args.model)
         print(f"updated {args.model}")
     if args.json:
         args.json.write_text(quality.model_dump_json(indent=1))
+
+
+def cmd_eval_realworld(args: argparse.Namespace) -> None:
+    import time
+
+    from training.realworld import measure_realworld
+
+    start = time.perf_counter()
+    cards = [Path(m) if m.endswith(".json") else args.models_dir / f"{m}.json" for m in args.models]
+    report = measure_realworld(
+        cards, args.data_root, args.sets, _command(args), args.write_card, args.grid, args.grid_image, args.grid_size
+    )
+    if args.json:
+        figures = {
+            f"{setting}/{set_name}/{method}": report.mean(setting, set_name, method).model_dump()
+            for setting, set_name, method in report.scores
+        }
+        args.json.write_text(json.dumps(figures, indent=1))
+    print(f"eval-realworld took {time.perf_counter() - start:.0f} s")
 
 
 def _eval_checkpoint(args: argparse.Namespace) -> None:
@@ -310,6 +330,22 @@ def parser() -> argparse.ArgumentParser:
     v.add_argument("--device", default="auto", help="for --checkpoint: cpu, cuda or auto (default: auto)")
     add_eval_options(v)
     v.set_defaults(func=cmd_eval)
+
+    r = sub.add_parser(
+        "eval-realworld",
+        help="LPIPS and PSNR of SR models on four kinds of real-world input, beside bicubic (cards, grids)",
+    )
+    r.add_argument("--models", nargs="+", required=True, help="model ids in --models-dir, or card paths (.json)")
+    r.add_argument("--sets", nargs="*", default=["Set5", "Set14"], help="set names or folders (default: Set5 Set14)")
+    r.add_argument("--write-card", action="store_true", help="store the figures in each card (default: print only)")
+    r.add_argument(
+        "--grid", type=Path, help="write one comparison picture per setting, <stem>-<setting><suffix> (default: none)"
+    )
+    r.add_argument("--grid-image", help="the image the grids crop (default: the first image of the sets)")
+    r.add_argument("--grid-size", type=int, default=192, help="side of the grid crops, HR pixels (default: 192)")
+    r.add_argument("--json", type=Path, help="also write the figures of every method here (default: no)")
+    r.add_argument("--models-dir", type=Path, default=DEFAULT_MODELS_DIR, help=f"(default: {DEFAULT_MODELS_DIR})")
+    r.set_defaults(func=cmd_eval_realworld)
 
     i = sub.add_parser("import", help="turn a community checkpoint (.pth, .safetensors) into an ONNX model and card")
     i.add_argument("--weights", type=Path, required=True, help="ESRGAN / Real-ESRGAN RRDBNet or Compact weights")

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from imgenhance.cards import DenoiseGain, DenoiseQuality, Quality, Score, SRQuality, SRScores, read_card
+from imgenhance.cards import DenoiseGain, DenoiseQuality, ModelCard, Quality, Score, SRQuality, SRScores, read_card
 
 
 @dataclass(frozen=True)
@@ -45,6 +45,15 @@ def measure(card_path: Path, options: EvalOptions) -> Quality:
             sample, card.training.config, options.data_root, options.generated_images, options.measured_by
         )
     return _super_resolve(card_path, sets, options)
+
+
+def keep_real_world_lpips(quality: Quality, old: ModelCard, sha256: str) -> Quality:
+    """A new quality block keeps the card's ``eval-realworld`` figures (a separate, slower
+    run over several models) while they measured the same ONNX file."""
+    kept = old.quality.real_world_lpips if isinstance(old.quality, SRQuality) else None
+    if isinstance(quality, SRQuality) and kept is not None and kept.onnx_sha256 == sha256:
+        return quality.model_copy(update={"real_world_lpips": kept})
+    return quality
 
 
 def _scores(report: dict[str, Any]) -> SRScores:
