@@ -56,6 +56,11 @@ class JobView(BaseModel):
     links: dict[str, str]
 
 
+class JobList(BaseModel):
+    jobs: list[JobView] = Field(description="the caller's jobs, newest first")
+    next: str | None = Field(description="the URL of the next (older) page; None on the last")
+
+
 class ModelList(BaseModel):
     models: list[dict[str, Any]]
 

@@ -12,6 +12,7 @@ import contextlib
 import hashlib
 import json
 import re
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -137,6 +138,7 @@ class JobStore:
                 if owner.limits.max_active_jobs:
                     self.connection.sadd(self._active_key(owner.name), job_id)
                     self.connection.expire(self._active_key(owner.name), ttl)
+                self._remember(owner, job_id)
                 if idempotency is not None:
                     record = json.dumps({"job": job_id, "fingerprint": idempotency.fingerprint})
                     self.connection.set(idempotency.redis_key(owner.name), record, ex=ttl)
@@ -145,6 +147,45 @@ class JobStore:
                 self._drop(input_keys)
             raise
         return job_id, False
+
+    @staticmethod
+    def _owned_key(owner: str) -> str:
+        return f"{jobs.NAMESPACE}:jobs:{owner}"
+
+    def _remember(self, owner: Caller, job_id: str) -> None:
+        """Index the job under its owner, by creation time, for ``GET /v1/jobs``."""
+        key, now, ttl = self._owned_key(owner.name), time.time(), self.settings.data_ttl_seconds
+        with self.connection.pipeline() as pipe:
+            pipe.zadd(key, {job_id: now})
+            pipe.zremrangebyscore(key, "-inf", now - ttl)  # expired with their data
+            pipe.expire(key, ttl)
+            pipe.execute()
+
+    def owned(self, owner: Caller, limit: int, before: float | None) -> tuple[list[JobView], float | None]:
+        """The owner's jobs, newest first, created before ``before`` (a cursor); returns
+        the page and the cursor of the next one (None at the end)."""
+        key = self._owned_key(owner.name)
+        top = f"({before}" if before is not None else "+inf"
+        page: list[JobView] = []
+        cursor = top
+        while len(page) < limit:
+            batch: list[tuple[bytes, float]] = self.connection.zrevrangebyscore(  # type: ignore[assignment]
+                key, cursor, "-inf", start=0, num=limit, withscores=True
+            )
+            if not batch:
+                return page, None
+            for member, score in batch:
+                job_id = member.decode()
+                cursor = f"({score!r}"
+                try:
+                    page.append(self.view(job_id, owner))
+                except JobNotFound:
+                    self.connection.zrem(key, job_id)  # expired
+                    continue
+                if len(page) == limit:
+                    more = self.connection.zcount(key, "-inf", cursor)
+                    return page, float(score) if more else None
+        return page, None
 
     def _drop(self, keys: list[str]) -> None:
         if keys:

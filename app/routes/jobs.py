@@ -4,20 +4,33 @@ A job exists only for the key that made it."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from app.deps import ApiKeyDep, CallerDep, StateDep
-from app.schemas import JobView
+from app.schemas import JobList, JobView
 from app.submit import PROBLEM, RESULT_TYPES, V1_RESPONSES, stream
 
 NOT_FOUND: dict[int | str, dict[str, Any]] = {
     404: {"description": "No such job for this key (never made, another key's, or expired)", **PROBLEM}
 }
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], dependencies=[ApiKeyDep], responses={**V1_RESPONSES, **NOT_FOUND})
+
+
+@router.get("", response_model=JobList, summary="The caller's jobs, newest first, a page at a time")
+async def list_jobs(
+    state: StateDep,
+    caller: CallerDep,
+    limit: Annotated[int, Query(ge=1, le=100, description="jobs per page")] = 20,
+    cursor: Annotated[float | None, Query(description="from the previous page's `next`")] = None,
+) -> JobList:
+    """Jobs live as long as their data (``IMGENHANCE_DATA_TTL_SECONDS``); a client that
+    lost track of its jobs (a restart) finds them here."""
+    page, after = await run_in_threadpool(state.store.owned, caller, limit, cursor)
+    return JobList(jobs=page, next=f"/v1/jobs?limit={limit}&cursor={after!r}" if after is not None else None)
 
 
 @router.get("/{job_id}", response_model=JobView, summary="A job's state, progress, timings and error")

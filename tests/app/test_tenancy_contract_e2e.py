@@ -196,3 +196,19 @@ def test_new_jobs_are_refused_near_the_redis_memory_budget(make_service) -> None
         jobs_before = svc.connection.llen("rq:queue:super-resolve")
     assert r.status_code == 503 and r.json()["code"] == "backend-full" and r.headers["retry-after"] == "30"
     assert jobs_before == 0
+
+
+def test_list_jobs_pages_through_the_callers_own_jobs_newest_first(make_service) -> None:  # type: ignore[no-untyped-def]
+    svc: Service = make_service(env=KEYS, workers=0)
+    with svc.client() as client:
+        mine = [client.post("/v1/jobs/super-resolve", files=small_png(), headers=ALICE).json()["id"] for _ in range(5)]
+        theirs = client.post("/v1/jobs/super-resolve", files=small_png(), headers=BOB).json()["id"]
+        seen, url = [], "/v1/jobs?limit=2"
+        while url:
+            page = client.get(url, headers=ALICE).json()
+            assert len(page["jobs"]) <= 2
+            seen += [job["id"] for job in page["jobs"]]
+            url = page["next"]
+        bobs = client.get("/v1/jobs", headers=BOB).json()
+    assert seen == mine[::-1]
+    assert [job["id"] for job in bobs["jobs"]] == [theirs] and bobs["next"] is None
