@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from app.docs_ui import install_docs
-from app.errors import install_handlers
+from app.errors import BODY_RESPONSES, document_problems, install_handlers
 from app.limits import UploadLimit
 from app.metrics import HttpMetrics
 from app.ratelimit import RateLimitHeaders
@@ -46,7 +46,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.dependency_overrides[get_settings] = lambda: settings
     install_handlers(app)
     install_docs(app)
-    for routes in (super_resolve, denoise, style_transfer, generate, jobs, models, styles, health):
+    document_problems(app)
+    for routes in (super_resolve, denoise, style_transfer, generate):
+        app.include_router(routes.router, responses=BODY_RESPONSES)
+    for routes in (jobs, models, styles, health):
         app.include_router(routes.router)
     app.add_middleware(UploadLimit, max_bytes=settings.max_upload_bytes)
     app.add_middleware(RateLimitHeaders)
