@@ -12,7 +12,7 @@ from app.errors import BODY_RESPONSES, document_problems, install_handlers
 from app.limits import UploadLimit
 from app.metrics import HttpMetrics
 from app.ratelimit import RateLimitHeaders
-from app.routes import denoise, generate, health, jobs, models, style_transfer, styles, super_resolve
+from app.routes import denoise, generate, health, jobs, models, style_transfer, styles, super_resolve, web
 from app.state import GatewayState
 from imgenhance import __version__
 from imgenhance.settings import Settings, get_settings
@@ -49,7 +49,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     document_problems(app)
     for routes in (super_resolve, denoise, style_transfer, generate):
         app.include_router(routes.router, responses=BODY_RESPONSES)
-    for routes in (jobs, models, styles, health):
+    for routes in (jobs, models, styles, health, web):
         app.include_router(routes.router)
     app.add_middleware(UploadLimit, max_bytes=settings.max_upload_bytes)
     app.add_middleware(RateLimitHeaders)

@@ -53,6 +53,10 @@ BAD_INPUT = "tests/app/test_bad_input_e2e.py"
 RESILIENCE = "tests/app/test_resilience_e2e.py"
 CATALOG = "tests/imgenhance/test_settings_catalog.py"
 EVAL = "tests/training/test_eval_protocol.py"
+TENANCY = "tests/app/test_tenancy_contract_e2e.py"
+HOSTILE = "tests/app/test_hostile_corpus_e2e.py"
+FAULTS = "tests/app/test_faults_e2e.py"
+WEBHOOKS = "tests/app/test_webhooks_idempotency_e2e.py"
 METRICS = "tests/training/test_imresize_metrics.py"
 PARITY = "tests/training/test_export_parity.py"
 STYLE_PIPELINE = "tests/worker/test_style_pipeline.py"
@@ -586,6 +590,87 @@ FAULTS: list[Fault] = [
         "axis = layer.int(0)",
         (NCNN,),
         "dense blocks would concatenate along the batch axis",
+    ),
+    Fault(
+        "job-owner-not-checked",
+        "app/store.py",
+        'if job.meta.get("owner", owner.name) != owner.name:',
+        "if False:",
+        (f"{TENANCY}::test_a_job_exists_only_for_the_key_that_made_it",),
+        "any API key could read, download and cancel any other key's job",
+    ),
+    Fault(
+        "job-id-not-validated",
+        "app/store.py",
+        "if not JOB_ID.fullmatch(job_id):",
+        "if not job_id:",
+        (f"{TENANCY}::test_ids_that_cannot_name_a_job_are_404_problems",),
+        "an id with a dot answered 500 text/plain (RQ's own id check raises)",
+    ),
+    Fault(
+        "queue-limit-outside-the-lock",
+        "app/store.py",
+        'f"{jobs.NAMESPACE}:admission", timeout=ADMISSION_LOCK_SECONDS, blocking_timeout=ADMISSION_LOCK_SECONDS',
+        'f"{jobs.NAMESPACE}:admission:{uuid.uuid4().hex}", timeout=ADMISSION_LOCK_SECONDS, '
+        "blocking_timeout=ADMISSION_LOCK_SECONDS",
+        (f"{TENANCY}::test_the_queue_limit_holds_under_concurrent_submits",),
+        "concurrent submits overshot the queue limit (80 of 200 against 50)",
+    ),
+    Fault(
+        "rate-limit-off-by-one",
+        "app/ratelimit.py",
+        "if count > limit:",
+        "if count > limit + 1:",
+        (f"{TENANCY}::test_request_rate_limit_per_key",),
+        "a key would get one request more a minute than it was given",
+    ),
+    Fault(
+        "probe-decodes-png-for-exif",
+        "app/probe.py",
+        'if im.format == "PNG" and not decoded:',
+        "if False:",
+        (f"{HOSTILE}::test_a_flood_of_bombs_refused_from_the_header_keeps_the_gateway_small",),
+        "the probe decoded every PNG to look for EXIF: a flood took the gateway to 2.4 GB",
+    ),
+    Fault(
+        "work-loop-not-restarted",
+        "worker/rqworker.py",
+        "                if burst or self._stop_requested:\n                    return worked",
+        "                return worked",
+        (f"{FAULTS}::test_workers_ride_out_redis_restarts_mid_job_and_with_jobs_queued",),
+        "a worker busy when Redis dropped exited for good",
+    ),
+    Fault(
+        "input-error-retried",
+        "worker/tasks.py",
+        "        job.retries_left = 0  # the same input would fail the same way\n",
+        "",
+        (f"{TENANCY}::test_a_result_over_the_byte_limit_fails_the_job_clearly",),
+        "a job failed by its input would run again and fail the same way",
+    ),
+    Fault(
+        "webhook-not-retried",
+        "worker/webhooks.py",
+        "        webhooks.schedule(self.connection, job_id, delay)",
+        "        self.connection.zrem(webhooks.DUE, job_id)",
+        (f"{WEBHOOKS}::test_a_finished_job_is_announced_signed_and_retried_until_delivered",),
+        "a receiver down for a moment would never hear of the job",
+    ),
+    Fault(
+        "webhook-ssrf-unchecked",
+        "imgenhance/webhooks.py",
+        "        if not address.is_global or address.is_multicast:",
+        "        if address.is_multicast:",
+        (f"{WEBHOOKS}::test_webhooks_to_internal_addresses_or_without_a_secret_are_refused",),
+        "a client could make the service call 169.254.169.254 or an internal admin port",
+    ),
+    Fault(
+        "idempotency-ignores-the-request",
+        "app/store.py",
+        'if record["fingerprint"] != idempotency.fingerprint:',
+        "if False:",
+        (f"{WEBHOOKS}::test_idempotency_key_makes_a_retried_submit_return_the_first_job",),
+        "a reused key would silently return a job for another request",
     ),
 ]
 

@@ -45,6 +45,10 @@ log = logging.getLogger("imgenhance.worker")
 
 
 class InferenceWorker(SimpleWorker):
+    # RQ backs off up to 60 s between reconnects while idle: a worker would then take
+    # up to a minute to notice that Redis is back. Cap the wait at 2 s.
+    max_connection_wait_time = 2.0
+
     def __init__(
         self, *args: Any, liveness_ttl: int = 10, heartbeat_seconds: float = 2.0, in_thread: bool = False, **kwargs: Any
     ) -> None:
@@ -92,7 +96,7 @@ class InferenceWorker(SimpleWorker):
             except redis.RedisError:
                 continue
 
-    def wait_for_redis(self, first_wait: float = 0.5, max_wait: float = 10.0) -> None:
+    def wait_for_redis(self, first_wait: float = 0.25, max_wait: float = 2.0) -> None:
         """Block until Redis answers again, backing off; never gives up."""
         wait = first_wait
         while True:

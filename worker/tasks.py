@@ -80,7 +80,7 @@ def persist(action: Callable[[], object], what: str, deadline: float) -> None:
                 raise
             log.warning("%s: Redis unreachable (%s); retrying in %.2fs", what, exc, wait)
             time.sleep(wait)
-            wait = min(wait * 2, 5.0)
+            wait = min(wait * 2, 2.0)
 
 
 def check_result_size(size: int, limit: int) -> None:

@@ -76,6 +76,9 @@ def test_no_job_is_lost_when_workers_are_killed_mid_job(make_service) -> None:  
     job_ids = [submit(svc, 480, 360) for _ in range(KILLS + 2)]
     kills = 0
     while kills < KILLS:
+        unfinished = [j for j, job in states(svc, job_ids).items() if job["status"] not in TERMINAL]
+        if len(unfinished) < 2:  # keep both workers busy, so there is always a job to kill
+            job_ids.append(submit(svc, 480, 360))
         wait_until(lambda: running_job(svc, job_ids) is not None, 120, 0.05, f"a running job to kill (kill {kills})")
         victim_job = running_job(svc, job_ids)
         alive = {p.pid for p in svc.workers if p.poll() is None}
@@ -104,6 +107,7 @@ def test_workers_ride_out_redis_restarts_mid_job_and_with_jobs_queued(tmp_path: 
         job_ids = [submit(svc, 640, 480) for _ in range(2)] + [submit(svc, 96, 64) for _ in range(4)]
         recoveries = []
         for restart in range(RESTARTS):
+            job_ids.append(submit(svc, 640, 480))  # so a job is running when Redis goes
             wait_until(lambda: running_job(svc, job_ids) is not None, 120, 0.05, f"a running job (restart {restart})")
             redis.stop()
             with svc.client() as client:
@@ -122,6 +126,9 @@ def test_workers_ride_out_redis_restarts_mid_job_and_with_jobs_queued(tmp_path: 
         assert [j["status"] for j in final.values()] == ["succeeded"] * len(job_ids), final
         assert [p.poll() for p in svc.workers] == [None, None], svc.tail()  # the same processes
         print(f"workers registered again {', '.join(f'{s:.1f}' for s in recoveries)} s after Redis returned")
+    except BaseException:
+        print(svc.tail(80))
+        raise
     finally:
         svc.stop()
         redis.stop()
