@@ -63,6 +63,11 @@ async def readyz(state: StateDep, require_workers: bool = True) -> JSONResponse:
     return JSONResponse(body, status_code=503, media_type=PROBLEM_JSON)
 
 
-@router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics",
+    response_class=Response,
+    responses={200: {"content": {CONTENT_TYPE_LATEST.split(";")[0]: {"schema": {"type": "string"}}}}},
+)
 def metrics() -> Response:
     return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)

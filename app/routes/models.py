@@ -9,7 +9,7 @@ from fastapi import APIRouter
 from app.deps import ApiKeyDep, CatalogDep
 from app.errors import NotFound
 from app.schemas import style_links
-from app.submit import V1_RESPONSES
+from app.submit import PROBLEM, V1_RESPONSES
 from imgenhance.cards import ModelCard
 
 router = APIRouter(prefix="/v1/models", tags=["models"], dependencies=[ApiKeyDep], responses=V1_RESPONSES)
@@ -20,7 +20,7 @@ async def list_models(catalog: CatalogDep) -> dict[str, Any]:
     return {"models": [_described(card) for card in catalog]}
 
 
-@router.get("/{model_id}", summary="One model card")
+@router.get("/{model_id}", summary="One model card", responses={404: {"description": "No such model", **PROBLEM}})
 async def get_model(model_id: str, catalog: CatalogDep) -> dict[str, Any]:
     card = catalog.get(model_id)
     if card is None:

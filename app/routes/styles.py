@@ -25,7 +25,12 @@ async def list_styles(catalog: CatalogDep) -> StyleList:
     return StyleList(styles=[style_view(card) for card in catalog.styles()], any_style_model=any_style)
 
 
-@router.get("/{name}", response_model=StyleView, summary="One named style")
+@router.get(
+    "/{name}",
+    response_model=StyleView,
+    summary="One named style",
+    responses={404: {"description": "Unknown style", **PROBLEM}},
+)
 async def get_style(name: str, catalog: CatalogDep) -> StyleView:
     try:
         return style_view(catalog.style(name))
