@@ -1,9 +1,12 @@
 """The ``imgenhance`` command.
 
-imgenhance serve    the gateway on http://127.0.0.1:8000 (embedded Redis and
-                    workers when REDIS_URL is unset)
-imgenhance worker   one RQ worker against REDIS_URL (deployment mode)
-imgenhance models   the installed models and their measured quality
+imgenhance serve     the gateway on http://127.0.0.1:8000 (embedded Redis and
+                     workers when REDIS_URL is unset)
+imgenhance worker    one RQ worker against REDIS_URL (deployment mode)
+imgenhance models    the installed models and their measured quality
+imgenhance enhance   files, folders and globs through a task, in this process or
+                     on a service (--server URL)
+imgenhance generate  new images from a generator, written to one file
 """
 
 from __future__ import annotations
@@ -86,10 +89,12 @@ def cmd_models(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
+    from cli import enhance, generate
+
     parser = argparse.ArgumentParser(
         prog="imgenhance", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--log-level", default="info", help="debug, info, warning (default: info)")
+    parser.add_argument("--log-level", help="debug, info, warning (default: info; warning for enhance and generate)")
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="run the HTTP gateway")
     serve.add_argument("--host", help="bind address (default: $IMGENHANCE_HOST or 127.0.0.1)")
@@ -98,9 +103,14 @@ def main(argv: list[str] | None = None) -> None:
     serve.set_defaults(func=cmd_serve)
     sub.add_parser("worker", help="run one worker against REDIS_URL").set_defaults(func=cmd_worker)
     sub.add_parser("models", help="list installed models").set_defaults(func=cmd_models)
+    enhance.add_parser(sub)
+    generate.add_parser(sub)
     args = parser.parse_args(argv)
+    args.log_level = args.log_level or getattr(args, "default_log_level", "info")
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    args.func(args)
+    status = args.func(args)
+    if status:
+        raise SystemExit(status)
 
 
 if __name__ == "__main__":

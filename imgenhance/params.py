@@ -7,6 +7,7 @@ route module in ``app/routes/`` and a card ``task``.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -34,8 +35,28 @@ class JobParams(BaseModel):
         return (IMAGE,)
 
 
+MAX_OUTSCALE = 8.0
+
+
 class SuperResolveParams(JobParams):
     scale: Literal[2, 4]
+    # Left out of the job's JSON when unset, so jobs without it read as before (and old
+    # workers, which forbid unknown fields, still take them during a rolling upgrade).
+    outscale: Annotated[float, Field(gt=1, le=MAX_OUTSCALE)] | None = Field(
+        None,
+        exclude_if=lambda value: value is None,
+        description="the final factor (1-8]: the model's scale output is resampled to round(w*outscale) x "
+        "round(h*outscale); None = the model's scale",
+    )
+
+
+def model_scale_for(outscale: float, scales: Iterable[int]) -> int:
+    """The model scale an ``outscale`` runs at: the smallest one at or above it (resampling
+    down from more detail), else the largest there is (resampling up from it)."""
+    available = sorted(set(scales))
+    if not available:
+        raise ValueError("no super-resolve model is installed")
+    return next((s for s in available if s >= outscale), available[-1])
 
 
 class DenoiseParams(JobParams):

@@ -1,10 +1,12 @@
 """Super-resolution: upscale colour with the model, tiled; alpha goes through the model
 separately, after the colour under transparent pixels has been filled (``bleed``) so
-edges get no halo."""
+edges get no halo. With ``outscale`` the model's output is then resampled to the
+factor asked for (``resample``: Lanczos, in float, alpha and 16 bits included)."""
 
 from __future__ import annotations
 
 import numpy as np
+from PIL import Image
 
 from imgenhance.jobs import JobError
 from imgenhance.params import IMAGE, SuperResolveParams
@@ -33,4 +35,27 @@ def run(
         out_alpha = np.clip(passes.run(np.repeat(alpha[None], 3, axis=0)).mean(axis=0), 0.0, 1.0)
     elif alpha is not None:
         out_alpha = np.ones(out.shape[:2], np.float32)
+    if params.outscale is not None:
+        size = round(picture.width * params.outscale), round(picture.height * params.outscale)
+        out = resample(out, *size)
+        out_alpha = None if out_alpha is None else resample(out_alpha[..., None], *size)[..., 0]
     return picture.with_pixels(out, out_alpha)
+
+
+def resample(image: np.ndarray, width: int, height: int) -> np.ndarray:
+    """(H, W, C) float32 in [0, 1] to (height, width, C) with Pillow's Lanczos, one float
+    plane at a time. Pillow widens the kernel by the reduction factor when shrinking, so
+    going from the model's x4 down to x2.5 does not alias (OpenCV's fixed 8x8 Lanczos
+    would); the ringing Lanczos adds at edges is clipped back into [0, 1]."""
+    if image.shape[:2] == (height, width):
+        return image
+    planes = [
+        np.asarray(
+            Image.fromarray(np.ascontiguousarray(image[..., c], dtype=np.float32)).resize(
+                (width, height), Image.Resampling.LANCZOS
+            )
+        )
+        for c in range(image.shape[2])
+    ]
+    out: np.ndarray = np.clip(np.stack(planes, axis=2), 0.0, 1.0).astype(np.float32)
+    return out
