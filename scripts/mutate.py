@@ -55,7 +55,8 @@ CATALOG = "tests/imgenhance/test_settings_catalog.py"
 EVAL = "tests/training/test_eval_protocol.py"
 TENANCY = "tests/app/test_tenancy_contract_e2e.py"
 HOSTILE = "tests/app/test_hostile_corpus_e2e.py"
-FAULTS = "tests/app/test_faults_e2e.py"
+RQWORKER = "tests/worker/test_rqworker.py"
+STORE = "tests/app/test_store.py"
 WEBHOOKS = "tests/app/test_webhooks_idempotency_e2e.py"
 METRICS = "tests/training/test_imresize_metrics.py"
 PARITY = "tests/training/test_export_parity.py"
@@ -613,7 +614,7 @@ FAULTS: list[Fault] = [
         'f"{jobs.NAMESPACE}:admission", timeout=ADMISSION_LOCK_SECONDS, blocking_timeout=ADMISSION_LOCK_SECONDS',
         'f"{jobs.NAMESPACE}:admission:{uuid.uuid4().hex}", timeout=ADMISSION_LOCK_SECONDS, '
         "blocking_timeout=ADMISSION_LOCK_SECONDS",
-        (f"{TENANCY}::test_the_queue_limit_holds_under_concurrent_submits",),
+        (f"{STORE}::test_the_queue_limit_holds_exactly_under_concurrent_submits",),
         "concurrent submits overshot the queue limit (80 of 200 against 50)",
     ),
     Fault(
@@ -637,7 +638,7 @@ FAULTS: list[Fault] = [
         "worker/rqworker.py",
         "                if burst or self._stop_requested:\n                    return worked",
         "                return worked",
-        (f"{FAULTS}::test_workers_ride_out_redis_restarts_mid_job_and_with_jobs_queued",),
+        (f"{RQWORKER}::test_the_work_loop_restarts_after_an_unexpected_end_and_after_a_lost_connection",),
         "a worker busy when Redis dropped exited for good",
     ),
     Fault(

@@ -104,7 +104,7 @@ def test_the_queue_limit_holds_under_concurrent_submits(make_service) -> None:  
         with svc.client() as client:
             return client.post("/v1/jobs/super-resolve", files={"image": ("a.png", body)}).status_code
 
-    with ThreadPoolExecutor(32) as pool:
+    with ThreadPoolExecutor(100) as pool:
         codes = list(pool.map(post, range(200)))
     assert codes.count(202) == 50, sorted(set(codes))
     assert set(codes) == {202, 503}
