@@ -9,7 +9,8 @@ job view shows.
 
 SSRF: targets must resolve to public addresses (no loopback, private, link-local,
 multicast or reserved ranges) unless ``webhook_allow_private`` is set. The check runs
-at submit and again before each delivery, so a name re-pointed since is caught.
+at submit and again before each delivery, and the delivery connects to the address
+that check resolved (``Target.pinned``), so a name re-pointed in between is no way in.
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ import ipaddress
 import json
 import socket
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, Field
 from redis import Redis
@@ -55,28 +57,51 @@ def log_key(job_id: str) -> str:
     return f"{NAMESPACE}:webhooks:log:{job_id}"
 
 
-def check_target(url: str, allow_private: bool) -> None:
-    """Raise ``WebhookRefused`` unless ``url`` is http(s) to a host that resolves only to
-    addresses a webhook may reach."""
+@dataclass(frozen=True)
+class Target:
+    """A checked webhook URL and the address it resolved to: deliveries connect to that
+    address, so a name re-pointed after the check (DNS rebinding) cannot redirect them."""
+
+    url: str
+    host: str
+    port: int
+    address: str
+
+    def pinned(self) -> tuple[str, dict[str, str], dict[str, str]]:
+        """(the URL with the address in place of the host, headers, httpx extensions):
+        ``Host`` and the TLS server name stay the original host, so virtual hosts and
+        certificate checks work as they would by name."""
+        parts = urlsplit(self.url)
+        literal = f"[{self.address}]" if ":" in self.address else self.address
+        netloc = f"{literal}:{self.port}"
+        default_port = 443 if parts.scheme == "https" else 80
+        host_header = self.host if self.port == default_port else f"{self.host}:{self.port}"
+        extensions = {"sni_hostname": self.host} if parts.scheme == "https" else {}
+        return urlunsplit(parts._replace(netloc=netloc)), {"host": host_header}, extensions
+
+
+def check_target(url: str, allow_private: bool) -> Target:
+    """The URL's target, or ``WebhookRefused`` unless it is http(s) to a host that
+    resolves only to addresses a webhook may reach."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise WebhookRefused(f"webhook must be an http or https URL with a host, not {url!r}")
     if parts.username or parts.password:
         raise WebhookRefused("webhook URLs may not carry credentials; the payload is signed instead")
-    if allow_private:
-        return
     try:
         port = parts.port or (443 if parts.scheme == "https" else 80)
         infos = socket.getaddrinfo(parts.hostname, port, type=socket.SOCK_STREAM)
     except (OSError, ValueError) as exc:
         raise WebhookRefused(f"webhook host {parts.hostname!r} does not resolve: {exc}") from exc
-    for info in infos:
-        address = ipaddress.ip_address(str(info[4][0]).split("%")[0])
-        if not address.is_global or address.is_multicast:
-            raise WebhookRefused(
-                f"webhook host {parts.hostname!r} resolves to {address}, a non-public address; "
-                "set IMGENHANCE_WEBHOOK_ALLOW_PRIVATE=true to allow internal receivers"
-            )
+    addresses = [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos]
+    if not allow_private:
+        for address in addresses:
+            if not address.is_global or address.is_multicast:
+                raise WebhookRefused(
+                    f"webhook host {parts.hostname!r} resolves to {address}, a non-public address; "
+                    "set IMGENHANCE_WEBHOOK_ALLOW_PRIVATE=true to allow internal receivers"
+                )
+    return Target(url, parts.hostname, port, str(addresses[0]))
 
 
 def schedule(connection: Redis, job_id: str, delay: float = 0.0) -> None:

@@ -87,15 +87,17 @@ class WebhookSender:
         attempt = len(webhooks.deliveries(self.connection, job_id)) + 1
         code, error = None, None
         try:
-            webhooks.check_target(url, self.settings.webhook_allow_private)  # again: DNS may have changed
+            target = webhooks.check_target(url, self.settings.webhook_allow_private)  # again: DNS may have changed
+            pinned_url, host, extensions = target.pinned()
             moment = webhooks.now()
             headers = {
+                **host,
                 "content-type": "application/json",
                 "webhook-id": f"msg_{job_id}",  # the same for every attempt: receivers de-duplicate on it
                 "webhook-timestamp": str(int(moment.timestamp())),
                 "webhook-signature": self.signer.sign(f"msg_{job_id}", moment, body.decode()),
             }
-            code = self.client.post(url, content=body, headers=headers).status_code
+            code = self.client.post(pinned_url, content=body, headers=headers, extensions=extensions).status_code
         except webhooks.WebhookRefused as exc:
             error = str(exc)
             attempt = webhooks.MAX_ATTEMPTS  # never retried
