@@ -48,6 +48,7 @@ $(VENV)/.bench: $(VENV)/.dev
 
 bench: $(VENV)/.bench  ## speed figures, printed side by side with their baselines
 	$(BIN)/python bench/inference.py
+	$(BIN)/python bench/peers.py
 	$(BIN)/python bench/tiling.py
 	$(BIN)/python bench/overhead.py
 	$(BIN)/python bench/style.py

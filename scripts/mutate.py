@@ -80,7 +80,7 @@ FAULTS: list[Fault] = [
     ),
     Fault(
         "prelu-rewrite-one-plus-a",
-        "training/onnx_passes.py",
+        "imgenhance/onnx_passes.py",
         '("1-a", 1.0 - slope),',
         '("1-a", 1.0 + slope),',
         (PARITY,),

@@ -31,10 +31,10 @@ from imgenhance.cards import (
     Training,
     file_sha256,
 )
+from imgenhance.onnx_passes import prelu_as_batchnorm
 from training import archs
 from training.archs.unet import BLIND, LEVEL_SCALE
 from training.checkpoint import ArchSpec, Checkpoint
-from training.onnx_passes import prelu_as_batchnorm
 
 OPSET = 17
 PARITY_TOLERANCE = 1e-4

@@ -1,24 +1,44 @@
-"""ONNX Runtime sessions for every model in the catalog, loaded once per process.
+"""Inference sessions for every model in the catalog, loaded once per process.
 
 The provider is the best available (CUDA, then CPU) unless settings name others.
 Each session is checked against its card (file checksum, input and output names)
 and warmed up with one small run, so the first job does not pay for kernel
 selection and memory arena growth.
+
+On the CPU the engine is a setting (``IMGENHANCE_CPU_ENGINE``), measured by
+``bench/peers.py`` against ncnn and PyTorch on the same SRVGGNetCompact weights
+(docs/operations.md, Sizing):
+
+- ``onnxruntime`` (default): all graph optimisations (the blocked NCHWc layout), and
+  every PRelu rewritten into ops that stay in that layout (``prelu_as_batchnorm``,
+  exact to 1e-6): ORT has no blocked PRelu, and its plain PRelu cost a fifth of the run.
+- ``openvino`` (``pip install openvino``): the same ONNX file compiled by OpenVINO's
+  CPU plugin, PRelu fused into the convolutions; outputs within 1e-5 of ORT's.
+  With ``IMGENHANCE_CPU_PRECISION=bf16`` it computes in bfloat16 on CPUs that have it
+  (AVX512_BF16, AMX): outputs move by up to ~0.03 (about 54 dB PSNR against fp32), so
+  it is opt-in, outside the cards' parity bound.
+
+Generators promise the same pixels for the same request, so they always run on ONNX
+Runtime with deterministic kernels, whatever the engine setting.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Protocol
 
 import numpy as np
+import onnx
 import onnxruntime as ort
 
 from imgenhance.cards import ModelCard, file_sha256
 from imgenhance.catalog import Catalog
 from imgenhance.jobs import JobError
+from imgenhance.onnx_passes import prelu_as_batchnorm
 from imgenhance.settings import Settings
 from worker import metrics
 
@@ -37,8 +57,81 @@ PROVIDER_ALIASES = {
 PREFERRED = ("CUDAExecutionProvider", "CPUExecutionProvider")
 
 
+CPU_ENGINES = ("onnxruntime", "openvino")
+CPU_PRECISIONS = ("fp32", "bf16")
+
+
 class ModelFileMismatch(RuntimeError):
     pass
+
+
+class EngineUnavailable(RuntimeError):
+    """A CPU engine or precision that settings ask for and this host cannot give."""
+
+
+class Session(Protocol):
+    """The part of ONNX Runtime's ``InferenceSession`` the worker uses; OpenVinoSession has it too."""
+
+    def run(self, output_names: list[str] | None, input_feed: dict[str, np.ndarray]) -> list[np.ndarray]: ...
+
+    def get_inputs(self) -> list[Any]: ...
+
+    def get_outputs(self) -> list[Any]: ...
+
+    def get_providers(self) -> list[str]: ...
+
+
+@dataclass(frozen=True)
+class _Port:
+    name: str
+
+
+class OpenVinoSession:
+    """An ONNX graph compiled by OpenVINO for the CPU. Infer requests are not thread-safe:
+    each calling thread gets its own, on the one compiled model."""
+
+    def __init__(self, model: str | Path, threads: int = 0, precision: str = "fp32") -> None:
+        try:
+            import openvino as ov
+        except ImportError as exc:
+            raise EngineUnavailable(
+                "IMGENHANCE_CPU_ENGINE=openvino needs the openvino package: pip install openvino"
+            ) from exc
+        if precision not in CPU_PRECISIONS:
+            raise ValueError(f"precision {precision!r} is not one of {CPU_PRECISIONS}")
+        core = ov.Core()
+        if precision == "bf16" and "BF16" not in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
+            raise EngineUnavailable(
+                "IMGENHANCE_CPU_PRECISION=bf16 needs a CPU with AVX512_BF16 or AMX; this one has neither: use fp32"
+            )
+        config = {
+            # OpenVINO's own default is bf16 wherever the CPU has it: always say which.
+            "INFERENCE_PRECISION_HINT": "bf16" if precision == "bf16" else "f32",
+            "INFERENCE_NUM_THREADS": threads,  # 0 = one per core
+            "PERFORMANCE_HINT": "LATENCY",  # one request at a time, all threads on it
+        }
+        self._compiled = core.compile_model(core.read_model(str(model)), "CPU", config)
+        self._inputs = [_Port(p.get_any_name()) for p in self._compiled.inputs]
+        self._outputs = [_Port(p.get_any_name()) for p in self._compiled.outputs]
+        self._local = threading.local()
+        self.precision = precision
+
+    def run(self, output_names: list[str] | None, input_feed: dict[str, np.ndarray]) -> list[np.ndarray]:
+        request = getattr(self._local, "request", None)
+        if request is None:
+            request = self._local.request = self._compiled.create_infer_request()
+        request.infer(input_feed)
+        # the request reuses its output buffers on the next run: hand out copies
+        return [np.array(request.get_tensor(name).data) for name in output_names or [o.name for o in self._outputs]]
+
+    def get_inputs(self) -> list[Any]:
+        return list(self._inputs)
+
+    def get_outputs(self) -> list[Any]:
+        return list(self._outputs)
+
+    def get_providers(self) -> list[str]:
+        return [f"OpenVINO CPU ({self.precision})"]
 
 
 def choose_providers(requested: list[str]) -> list[str]:
@@ -67,7 +160,7 @@ def _preload_cuda(providers: list[str]) -> None:
 @dataclass
 class LoadedModel:
     card: ModelCard
-    session: ort.InferenceSession
+    session: Session
     load_seconds: float
 
     @property
@@ -111,11 +204,19 @@ def open_session(
     providers: list[str] | None = None,
     threads: int = 0,
     deterministic: bool = False,
+    cpu_layout: bool = True,
 ) -> ort.InferenceSession:
-    """The one way this project opens an ONNX graph (a file, or its bytes): all graph
-    optimisations, ``threads`` intra-op threads (0 = one per core), the CPU provider
-    unless others are named. ``deterministic``: the same input gives the same bits on
-    GPUs too (deterministic kernels, no per-process cuDNN algorithm search)."""
+    """The one way this project opens an ONNX graph in ONNX Runtime (a file, or its bytes):
+    all graph optimisations, ``threads`` intra-op threads (0 = one per core), the CPU
+    provider unless others are named. ``deterministic``: the same input gives the same
+    bits on GPUs too (deterministic kernels, no per-process cuDNN algorithm search).
+    ``cpu_layout``: on the CPU, PRelus rewritten to stay in ORT's blocked layout (exact to
+    float rounding; 10-20% faster on SRVGGNetCompact, bench/peers.py).
+
+    Measured and left at ORT's defaults (bench/peers.py --ort-options): ENABLE_ALL beats
+    EXTENDED and BASIC by 15-20% (only ALL has the NCHWc layout); ORT_PARALLEL with two
+    inter-op threads is 2x slower (a chain of convolutions has nothing to run beside);
+    turning spinning or the memory arena off changes nothing beyond noise."""
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -124,11 +225,43 @@ def open_session(
     options = [
         {"cudnn_conv_algo_search": "DEFAULT"} if deterministic and p == "CUDAExecutionProvider" else {} for p in chosen
     ]
-    source = model if isinstance(model, bytes) else str(model)
+    source: str | bytes = model if isinstance(model, bytes) else str(model)
+    if cpu_layout and chosen[0] == "CPUExecutionProvider":
+        source = _blocked_prelu(source)
     return ort.InferenceSession(source, opts, providers=chosen, provider_options=options)
 
 
-def load_model(card: ModelCard, path: str, providers: list[str], threads: int) -> LoadedModel:
+def _blocked_prelu(source: str | bytes) -> str | bytes:
+    """The graph with its constant-slope PRelus rewritten (``prelu_as_batchnorm``), or the
+    source unchanged when it has none."""
+    graph = onnx.load_from_string(source) if isinstance(source, bytes) else onnx.load(source)
+    if not any(node.op_type == "PRelu" for node in graph.graph.node):
+        return source
+    return graph.SerializeToString() if prelu_as_batchnorm(graph) else source
+
+
+def open_cpu_session(
+    model: str | Path, engine: str = "onnxruntime", precision: str = "fp32", threads: int = 0
+) -> Session:
+    """A CPU session on the named engine (``IMGENHANCE_CPU_ENGINE`` / ``_PRECISION``)."""
+    if engine == "openvino":
+        return OpenVinoSession(model, threads, precision)
+    if engine != "onnxruntime":
+        raise ValueError(f"CPU engine {engine!r} is not one of {CPU_ENGINES}")
+    if precision != "fp32":
+        raise EngineUnavailable(f"precision {precision} needs IMGENHANCE_CPU_ENGINE=openvino; onnxruntime runs fp32")
+    session: Session = open_session(model, ["CPUExecutionProvider"], threads)
+    return session
+
+
+def load_model(
+    card: ModelCard,
+    path: str,
+    providers: list[str],
+    threads: int,
+    cpu_engine: str = "onnxruntime",
+    cpu_precision: str = "fp32",
+) -> LoadedModel:
     if not Path(path).exists():
         built = card.training.built_by
         hint = f": it is built at set-up by `{built}` (make serve runs it)" if built else ""
@@ -137,7 +270,12 @@ def load_model(card: ModelCard, path: str, providers: list[str], threads: int) -
         raise ModelFileMismatch(f"{path} does not match the checksum in its card {card.id}.json")
     start = time.perf_counter()
     # Generators promise the same pixels for the same request: deterministic kernels for them.
-    session = open_session(path, providers, threads, deterministic=card.task == "generate")
+    deterministic = card.task == "generate"
+    session: Session
+    if providers[0] == "CPUExecutionProvider" and not deterministic:
+        session = open_cpu_session(path, cpu_engine, cpu_precision, threads)
+    else:
+        session = open_session(path, providers, threads, deterministic=deterministic)
     names_in = [i.name for i in session.get_inputs()]
     names_out = [o.name for o in session.get_outputs()]
     expected_in, expected_out = [t.name for t in card.io.inputs], [t.name for t in card.io.outputs]
@@ -163,7 +301,9 @@ class Runtime:
                 # A file rebuilt at set-up (not in git) that is not there yet: serve the rest.
                 log.warning("%s is not built: run `%s`; serving without it", path.name, card.training.built_by)
                 continue
-            self.models[card.id] = load_model(card, str(path), self.providers, settings.ort_threads)
+            self.models[card.id] = load_model(
+                card, str(path), self.providers, settings.ort_threads, settings.cpu_engine, settings.cpu_precision
+            )
 
     def get(self, model_id: str) -> LoadedModel:
         if model_id not in self.models:

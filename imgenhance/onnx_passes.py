@@ -1,4 +1,5 @@
-"""Graph rewrites applied at export, each exact up to float rounding.
+"""Graph rewrites, each exact up to float rounding: applied by ``training`` at export and by
+the worker when it opens a graph on the CPU (imported models have not had them).
 
 ``prelu_as_batchnorm``: ONNX Runtime's CPU provider runs convolutions in a blocked
 channel layout (NCHWc) but has no blocked PRelu, so every PRelu costs a reorder out of
