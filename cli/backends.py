@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, Protocol
 
 from imgenhance.client import Client, ImgenhanceError, Result
-from imgenhance.params import OutputFormat
+from imgenhance.params import Artifacts, OutputFormat
 
 if TYPE_CHECKING:
     from imgenhance.cards import ModelCard
@@ -41,6 +41,8 @@ class Enhance:
     outscale: float | None = None
     sigma: float | None = None
     strength: float | None = None
+    artifacts: Artifacts | None = None
+    jpeg_quality: int | None = None
     style: str | None = None
     style_image: bytes | None = None
     preserve_color: bool | None = None
@@ -110,6 +112,8 @@ class ServerBackend:
                     image,
                     sigma=r.sigma,
                     strength=r.strength,
+                    artifacts=r.artifacts,
+                    jpeg_quality=r.jpeg_quality,
                     model=r.model,
                     output_format=r.output_format,
                     quality=r.quality,
@@ -209,6 +213,8 @@ class LocalBackend:
                     model=card.id,
                     sigma=request.sigma,
                     strength=1.0 if request.strength is None else request.strength,
+                    artifacts=request.artifacts or "noise",
+                    jpeg_quality=request.jpeg_quality,
                     output_format=choose_format(info, 1, settings, fmt, quality, "denoising"),
                     quality=quality,
                 )

@@ -33,7 +33,7 @@ from rich.progress import (
 from rich.table import Table
 
 from cli.backends import Backend, Enhance, EnhanceTask, Failed, LocalBackend, ServerBackend
-from imgenhance.params import MAX_OUTSCALE, MAX_SIGMA, STYLE_MAX_SIDE, OutputFormat
+from imgenhance.params import MAX_OUTSCALE, MAX_SIGMA, STYLE_MAX_SIDE, OutputFormat, denoise_level_conflict
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
 SUFFIX: dict[str, str] = {"png": ".png", "jpeg": ".jpg", "webp": ".webp"}
@@ -86,7 +86,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument(
         "--task",
         choices=["super-resolve", "denoise", "style-transfer"],
-        help="default: style-transfer with --style/--style-image, denoise with --sigma, else super-resolve",
+        help="default: style-transfer with --style/--style-image, denoise with --sigma/--artifacts, else super-resolve",
     )
     p.add_argument("--model", help="a model id or variant from `imgenhance models` (default: the task's default)")
     sr = p.add_argument_group("super-resolve")
@@ -97,7 +97,15 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         help="any final factor above 1 up to 8, e.g. 3.5: the nearest model scale, then a Lanczos resample",
     )
     dn = p.add_argument_group("denoise")
-    dn.add_argument("--sigma", type=bounded(float, 0, MAX_SIGMA), help="assumed noise level, 0-75 (default: blind)")
+    dn.add_argument(
+        "--sigma", type=bounded(float, 0, MAX_SIGMA), help="how much noise to remove, 0-75 (default: blind)"
+    )
+    dn.add_argument("--artifacts", choices=["noise", "jpeg"], help="what to remove (default: noise)")
+    dn.add_argument(
+        "--jpeg-quality",
+        type=bounded(int, 1, 100),
+        help="--artifacts jpeg: the quality the images were saved at (default: read from each JPEG)",
+    )
     p.add_argument("--strength", type=bounded(float, 0, 1), help="denoise and style: 0..1 of the effect (default: 1)")
     st = p.add_argument_group("style-transfer")
     st.add_argument("--style", help="a named style (`curl /v1/styles`), e.g. starry-night")
@@ -135,11 +143,15 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 def request_from(args: argparse.Namespace) -> Enhance:
     style_given = args.style is not None or args.style_image is not None
     task: EnhanceTask = args.task or (
-        "style-transfer" if style_given else "denoise" if args.sigma is not None else "super-resolve"
+        "style-transfer"
+        if style_given
+        else "denoise"
+        if args.sigma is not None or args.artifacts is not None
+        else "super-resolve"
     )
     only = {
         "super-resolve": ("scale", "outscale"),
-        "denoise": ("sigma",),
+        "denoise": ("sigma", "artifacts", "jpeg_quality"),
         "style-transfer": ("style", "style_image", "preserve_color", "max_side", "keep_size", "style_side"),
     }
     for other, names in only.items():
@@ -148,6 +160,11 @@ def request_from(args: argparse.Namespace) -> Enhance:
                 raise UsageError(f"--{name.replace('_', '-')} is for --task {other}, not {task}")
     if args.strength is not None and task == "super-resolve":
         raise UsageError("--strength is for denoise and style-transfer")
+    conflict = denoise_level_conflict(args.sigma, args.artifacts or "noise", args.jpeg_quality)
+    if conflict:
+        for api, flag in (("jpeg_quality", "--jpeg-quality"), ("sigma", "--sigma"), ("artifacts=", "--artifacts ")):
+            conflict = conflict.replace(api, flag)
+        raise UsageError(conflict)
     if args.scale is not None and args.outscale is not None:
         raise UsageError("give --scale or --outscale, not both")
     if task == "style-transfer" and args.style is not None and args.style_image is not None:
@@ -169,6 +186,8 @@ def request_from(args: argparse.Namespace) -> Enhance:
         outscale=args.outscale,
         sigma=args.sigma,
         strength=args.strength,
+        artifacts=args.artifacts,
+        jpeg_quality=args.jpeg_quality,
         style=args.style,
         style_image=style_image,
         preserve_color=args.preserve_color,

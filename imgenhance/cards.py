@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from itertools import pairwise
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -43,6 +44,22 @@ class NoiseLevel(_Strict):
     sigma_per_unit: float = Field(description="sigma (0-255 scale) that a level of 1.0 stands for")
     blind_value: float = Field(description="level value that asks the model to estimate the noise itself")
     trained_max_sigma: float = Field(description="largest sigma seen in training")
+    jpeg_levels: dict[str, float] | None = Field(
+        None, description="JPEG quality -> the level its artefacts carry (median RMS error, 0-255, training images)"
+    )
+
+    def jpeg_level(self, quality: int) -> float:
+        """The level (0-255 scale) for artefacts of JPEG ``quality``: interpolated in the
+        measured table, held at its ends."""
+        if not self.jpeg_levels:
+            raise ValueError("this denoiser's card has no JPEG levels")
+        table = sorted((int(q), level) for q, level in self.jpeg_levels.items())
+        if quality <= table[0][0]:
+            return table[0][1]
+        for (q0, l0), (q1, l1) in pairwise(table):
+            if quality <= q1:
+                return l0 + (l1 - l0) * (quality - q0) / (q1 - q0)
+        return table[-1][1]
 
 
 class ModelIO(_Strict):
@@ -150,11 +167,35 @@ class DenoiseGain(_Strict):
     vs_nlm_db: float
 
 
+class StrengthCurve(_Strict):
+    """What ``sigma`` does: PSNR of the output against the level the model is told, on
+    Gaussian noise of known true levels (the denoise protocol otherwise)."""
+
+    set: str
+    noisy_psnr: dict[str, float] = Field(description="true sigma -> PSNR of the noisy input")
+    psnr: dict[str, dict[str, float]] = Field(description="true sigma -> requested sigma (or blind) -> PSNR")
+
+
+class JpegScores(_Strict):
+    jpeg: Score = Field(description="the JPEG-compressed input against the original")
+    model: Score = Field(description="artifacts=jpeg, the quality read from the file, against the original")
+    model_blind: Score = Field(description="the blind level, against the original")
+
+
+class JpegQuality(_Strict):
+    """``artifacts=jpeg`` on JPEG-compressed images, against the compressed input."""
+
+    protocol: Protocol
+    results: dict[str, dict[str, JpegScores]] = Field(description="set -> JPEG quality (q10 ...) -> scores")
+
+
 class DenoiseQuality(_Strict):
     kind: Literal["denoise"] = "denoise"
     protocol: Protocol
     results: dict[str, dict[str, dict[str, Score]]] = Field(description="set -> sigma -> method -> score")
     gains: dict[str, dict[str, DenoiseGain]] = Field(description="set -> sigma -> gains of the model")
+    strength: StrengthCurve | None = Field(None, description="PSNR against the requested sigma")
+    jpeg: JpegQuality | None = Field(None, description="JPEG artefact removal")
     measured_by: str
 
     def headline(self) -> str:

@@ -367,6 +367,8 @@ class SuperResolveOptions(JobOptions, total=False):
 class DenoiseOptions(JobOptions, total=False):
     sigma: float | None
     strength: float | None
+    artifacts: Literal["noise", "jpeg"] | None
+    jpeg_quality: int | None
     model: str | None
 
 
@@ -673,7 +675,8 @@ class Client(_Plans):
         return self._run(self._submit(_super_resolve(image, options), options))
 
     def denoise(self, image: ImageInput, **options: Unpack[DenoiseOptions]) -> Result:
-        """Remove noise: blind, or ``sigma`` (0-75); ``strength`` 0..1 of the correction."""
+        """Remove noise: blind, or ``sigma`` (0-75: how much); ``strength`` 0..1 of the correction;
+        ``artifacts="jpeg"`` for compression artefacts (``jpeg_quality``, else read from the file)."""
         return self._run(self._submit(_denoise(image, options), options))
 
     def style_transfer(self, image: ImageInput, **options: Unpack[StyleTransferOptions]) -> Result:

@@ -64,3 +64,71 @@ def prelu_as_batchnorm(model: onnx.ModelProto) -> int:
     graph.initializer.extend(kept)
     onnx.checker.check_model(model)
     return rewritten
+
+
+def _consumers(graph: onnx.GraphProto) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for node in graph.node:
+        for name in node.input:
+            counts[name] = counts.get(name, 0) + 1
+    for out in graph.output:
+        counts[out.name] = counts.get(out.name, 0) + 1
+    return counts
+
+
+def batchnorm_as_prelu(model: onnx.ModelProto) -> int:
+    """The inverse of ``prelu_as_batchnorm``, in place: each ``BN_a(x) + BN_(1-a)(relu(x))``
+    it wrote (recognised by its names and checked by its values) back to one PRelu with a
+    (C, 1, 1) slope; returns how many. For engines that have a PRelu of their own (ncnn):
+    there the rewritten form only costs time and precision."""
+    graph = model.graph
+    constants = {init.name: numpy_helper.to_array(init) for init in graph.initializer}
+    producer = {out: node for node in graph.node for out in node.output}
+    uses = _consumers(graph)
+
+    def scale_of(node: onnx.NodeProto | None, inp: str, prefix: str, factor: str) -> np.ndarray | None:
+        """The per-channel factor of a ``_channel_scale`` BatchNorm of ``inp``, or None."""
+        if node is None or node.op_type != "BatchNormalization" or len(node.output) != 1:
+            return None
+        expected = [inp, f"{prefix}/{factor}", f"{prefix}/zero", f"{prefix}/zero", f"{prefix}/one"]
+        if list(node.input) != expected or any(name not in constants for name in expected[1:]):
+            return None
+        if any(a.name == "epsilon" and a.f != 0.0 for a in node.attribute):
+            return None
+        if np.any(constants[f"{prefix}/zero"] != 0) or np.any(constants[f"{prefix}/one"] != 1):
+            return None
+        return constants[f"{prefix}/{factor}"].astype(np.float32).reshape(-1)
+
+    drop: set[int] = set()  # ids of the nodes a PRelu replaces
+    replace: dict[int, onnx.NodeProto] = {}
+    for node in graph.node:
+        if node.op_type != "Add" or len(node.input) != 2:
+            continue
+        y = node.output[0]
+        prefix = f"{y}/prelu"
+        neg_name, pos_name, relu_name = f"{prefix}/neg", f"{prefix}/pos", f"{prefix}/relu"
+        if list(node.input) != [neg_name, pos_name]:
+            continue
+        neg, pos, relu = producer.get(neg_name), producer.get(pos_name), producer.get(relu_name)
+        if relu is None or relu.op_type != "Relu" or len(relu.input) != 1:
+            continue
+        x = relu.input[0]
+        slope = scale_of(neg, x, prefix, "a")
+        rest = scale_of(pos, relu_name, prefix, "1-a")
+        if slope is None or rest is None or not np.array_equal(rest, np.float32(1.0) - slope):
+            continue
+        if any(uses.get(name, 0) != 1 for name in (neg_name, pos_name)) or uses.get(relu_name, 0) != 1:
+            continue
+        slope_name = f"{prefix}/slope"
+        graph.initializer.append(numpy_helper.from_array(slope.reshape(-1, 1, 1), slope_name))
+        replace[id(node)] = helper.make_node("PRelu", [x, slope_name], [y])
+        drop.update({id(neg), id(pos), id(relu)})
+    nodes = [replace.get(id(n), n) for n in graph.node if id(n) not in drop]
+    del graph.node[:]
+    graph.node.extend(nodes)
+    used = {name for n in graph.node for name in n.input}
+    kept = [init for init in graph.initializer if init.name in used]
+    del graph.initializer[:]
+    graph.initializer.extend(kept)
+    onnx.checker.check_model(model)
+    return len(replace)

@@ -59,13 +59,35 @@ def model_scale_for(outscale: float, scales: Iterable[int]) -> int:
     return next((s for s in available if s >= outscale), available[-1])
 
 
+Artifacts = Literal["noise", "jpeg"]
+
+
 class DenoiseParams(JobParams):
     sigma: Annotated[float, Field(ge=0, le=MAX_SIGMA)] | None = Field(
-        None, description="noise level the model assumes, 0-255 scale; None = blind (estimated by the model)"
+        None,
+        description="how much noise to remove, as a Gaussian sigma on the 0-255 scale: below the image's own "
+        "level the rest stays (0 = none); None = blind (the model estimates the level and removes it)",
     )
     strength: Annotated[float, Field(ge=0, le=1)] = Field(
         1.0, description="share of the model's correction applied: 0 = unchanged, 1 = full"
     )
+    artifacts: Artifacts = Field(
+        "noise", description="noise: sensor and Gaussian noise; jpeg: compression blocks and ringing"
+    )
+    jpeg_quality: Annotated[int, Field(ge=1, le=100)] | None = Field(
+        None,
+        description="artifacts=jpeg: the quality the image was saved at (None = read from a JPEG upload's "
+        "tables, else blind); sets the level from the card's jpeg_levels",
+    )
+
+
+def denoise_level_conflict(sigma: float | None, artifacts: str, jpeg_quality: int | None) -> str | None:
+    """Why these denoise options cannot go together, or None: the API and the command line ask this."""
+    if jpeg_quality is not None and artifacts != "jpeg":
+        return "jpeg_quality goes with artifacts=jpeg"
+    if jpeg_quality is not None and sigma is not None:
+        return "send sigma or jpeg_quality, not both: each sets the level"
+    return None
 
 
 class StyleTransferParams(JobParams):

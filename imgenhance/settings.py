@@ -91,15 +91,17 @@ class Settings(BaseSettings):
         default_factory=list, description="e.g. cuda,cpu; empty = best available"
     )
     ort_threads: int = Field(0, ge=0, description="intra-op threads; 0 = one per core")
-    cpu_engine: Literal["onnxruntime", "openvino"] = Field(
+    cpu_engine: Literal["onnxruntime", "openvino", "ncnn"] = Field(
         "onnxruntime",
         description="engine for models on the CPU; openvino (pip install openvino) is up to 1.4x faster than "
-        "onnxruntime on SRVGGNetCompact, outputs within 1e-4 (docs/operations.md, Sizing)",
+        "onnxruntime on SRVGGNetCompact, ncnn (pip install ncnn) up to 2x, both fp32 within 1e-4; on ncnn, "
+        "models with ops its converter lacks run on onnxruntime (docs/operations.md, Sizing)",
     )
     cpu_precision: Literal["fp32", "bf16"] = Field(
         "fp32",
-        description="bf16: openvino only, CPUs with AVX512_BF16 or AMX; 1.65-1.9x faster than fp32, outputs "
-        "differ by up to 0.03-0.16 (54 dB PSNR on Set5/Set14), outside the cards' 1e-4 parity bound",
+        description="bf16: openvino only (onnxruntime and ncnn run fp32), CPUs with AVX512_BF16 or AMX; "
+        "1.65-1.9x faster than fp32, outputs differ by up to 0.03-0.16 (54 dB PSNR on Set5/Set14), outside "
+        "the cards' 1e-4 parity bound",
     )
     tile_size: int = Field(512, ge=32, description="largest tile side, in input pixels")
     tile_overlap: int = Field(24, ge=0, description="overlap between neighbouring tiles, in input pixels")
@@ -125,7 +127,10 @@ class Settings(BaseSettings):
         if self.tile_overlap * 2 >= self.tile_size:
             raise ValueError("IMGENHANCE_TILE_OVERLAP must be less than half of IMGENHANCE_TILE_SIZE")
         if self.cpu_precision != "fp32" and self.cpu_engine != "openvino":
-            raise ValueError(f"IMGENHANCE_CPU_PRECISION={self.cpu_precision} needs IMGENHANCE_CPU_ENGINE=openvino")
+            raise ValueError(
+                f"IMGENHANCE_CPU_PRECISION={self.cpu_precision} needs IMGENHANCE_CPU_ENGINE=openvino "
+                f"({self.cpu_engine} runs fp32)"
+            )
         return self
 
     @property

@@ -292,7 +292,9 @@ def parser() -> argparse.ArgumentParser:
             "--sigmas", nargs="*", type=float, default=[25.0], help="denoise: noise levels, 0-255 scale (default: 25)"
         )
         sp.add_argument(
-            "--grid", type=Path, help="real-world SR, style: write a comparison grid picture here (default: none)"
+            "--grid",
+            type=Path,
+            help="real-world SR, style: a comparison grid; denoise: the strength curve; written here (default: none)",
         )
         sp.add_argument(
             "--gatys-iterations", type=int, default=100, help="style: L-BFGS iterations of the reference (default: 100)"

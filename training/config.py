@@ -62,6 +62,7 @@ class TrainConfig(_TomlConfig):
     # denoise
     max_sigma: float = 50.0  # training noise levels, 0-255 scale
     blind_prob: float = 0.3  # share of samples trained with the level hidden (blind mode)
+    mismatch_prob: float = 0.0  # share of the rest told a random level, with a partial target (strength control)
     val_sigma: float = 25.0
     steps: int = 20_000
     max_minutes: float = 0.0  # 0 = no time budget; otherwise the LR schedule spans the budget

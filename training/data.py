@@ -24,7 +24,8 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
 
 def list_images(folders: Iterable[Path]) -> list[Path]:
     files = [p for folder in folders for p in sorted(Path(folder).iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES]
-    assert files, f"no images found in {list(folders)}: check --data-root and the config's folders"
+    if not files:
+        raise FileNotFoundError(f"no images found in {list(folders)}: check --data-root and the config's folders")
     return files
 
 

@@ -216,6 +216,28 @@ class NoiseConfig:
     quantize_prob: float = 0.5  # clip and round to 8 bits, as real files are
     jpeg_range: tuple[float, float] = (10.0, 90.0)
     blind_prob: float = 0.3
+    # share of non-blind samples told a level other than the true one (``partial_target``)
+    mismatch_prob: float = 0.0
+
+
+def partial_target(
+    clean: torch.Tensor, noisy_batch: torch.Tensor, true: torch.Tensor, told: torch.Tensor
+) -> torch.Tensor:
+    """What a denoiser told level ``told`` should return for noise of level ``true`` (N,):
+    the noise scaled to leave sqrt(true^2 - told^2), so a level below the true one removes
+    that much noise (in quadrature) and keeps the rest; at or above the true level, the
+    clean image. This is what makes the level a strength control, not only a hint."""
+    keep = (1.0 - (told / true.clamp_min(1e-6)) ** 2).clamp_min(0.0).sqrt()
+    return clean + keep.view(-1, 1, 1, 1) * (noisy_batch - clean)
+
+
+def told_levels(true: torch.Tensor, rng: np.random.Generator, cfg: NoiseConfig) -> torch.Tensor:
+    """The level each sample is told: the true one, or with ``mismatch_prob`` a level drawn
+    uniformly from [0, max_sigma] (below the true level: partial removal; above: full)."""
+    n = true.shape[0]
+    mismatched = torch.from_numpy(rng.random(n) < cfg.mismatch_prob).to(true.device)
+    drawn = torch.from_numpy(rng.uniform(0, cfg.max_sigma, n)).to(true)
+    return torch.where(mismatched, drawn, true)
 
 
 def noisy(

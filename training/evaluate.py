@@ -18,6 +18,7 @@ level channel): the figures are what the API serves.
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -161,6 +162,72 @@ def pipeline_denoiser(card_path: Path) -> Callable[[float | None], Denoiser]:
         return lambda noisy: _to8(run_local(params, model, tiles, image=Picture(noisy, None, 8)).pixels)
 
     return at
+
+
+def pipeline_jpeg_denoiser(card_path: Path) -> Callable[[bool], Callable[[bytes], np.ndarray]]:
+    """``artifacts=jpeg`` through the worker's pipeline on a JPEG file's bytes, decoded as
+    a worker decodes them (its quality read from the tables); ``blind``: that quality
+    not used."""
+    from imgenhance.params import DenoiseParams
+    from worker.codec import decode
+    from worker.pipelines import run_local
+
+    model, tiles = served(card_path)
+
+    def mode(blind: bool) -> Callable[[bytes], np.ndarray]:
+        params = DenoiseParams(model=model.card.id, artifacts="noise" if blind else "jpeg", output_format="png")
+        return lambda data: _to8(run_local(params, model, tiles, image=decode(data)).pixels)
+
+    return mode
+
+
+def jpeg_bytes(image: np.ndarray, quality: int) -> bytes:
+    """Pillow's encoder at ``quality`` (4:2:0, libjpeg's tables), as most files are made."""
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, "JPEG", quality=quality)
+    return buf.getvalue()
+
+
+def evaluate_jpeg(
+    mode: Callable[[bool], Callable[[bytes], np.ndarray]],
+    sets: dict[str, list[tuple[str, np.ndarray]]],
+    qualities: list[int],
+) -> dict[str, Any]:
+    """set -> f"q{q}" -> {jpeg, model (quality from the file), model_blind}: PSNR/SSIM against the original."""
+    from worker.codec import decode
+
+    results: dict[str, Any] = {}
+    for set_name, images in sets.items():
+        for q in qualities:
+            files = [jpeg_bytes(clean, q) for _, clean in images]
+            per: dict[str, Any] = {"jpeg": _scores([_to8(decode(f).pixels) for f in files], images)}
+            for name, blind in (("model", False), ("model_blind", True)):
+                fn = mode(blind)
+                per[name] = _scores([fn(f) for f in tqdm(files, desc=f"{set_name}/q{q}/{name}", leave=False)], images)
+            results.setdefault(set_name, {})[f"q{q}"] = per
+    return results
+
+
+def strength_curve(
+    at: Callable[[float | None], Denoiser],
+    images: list[tuple[str, np.ndarray]],
+    true_sigmas: list[float],
+    told_sigmas: list[float],
+    seed: int = 0,
+) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
+    """(true sigma -> noisy PSNR, true sigma -> told sigma or "blind" -> PSNR), the denoise protocol's noise."""
+    noisy_psnr: dict[str, float] = {}
+    curve: dict[str, dict[str, float]] = {}
+    for true in true_sigmas:
+        noisy = [add_noise(clean, true, seed + i) for i, (_, clean) in enumerate(images)]
+        noisy_psnr[f"{true:g}"] = _scores([_to8(n) for n in noisy], images)["psnr"]
+        row: dict[str, float] = {}
+        for told in [*told_sigmas, None]:
+            fn = at(told)
+            outs = [fn(n) for n in tqdm(noisy, desc=f"true {true:g} told {told}", leave=False)]
+            row["blind" if told is None else f"{told:g}"] = _scores(outs, images)["psnr"]
+        curve[f"{true:g}"] = row
+    return noisy_psnr, curve
 
 
 def denoise_protocol(sigmas: list[float], seed: int) -> dict[str, Any]:

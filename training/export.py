@@ -226,7 +226,7 @@ def exportable(ckpt: Checkpoint) -> nn.Module:
     return ExportedGenerator(model).eval() if isinstance(model, Generator) else model
 
 
-def model_io(ckpt: Checkpoint) -> ModelIO:
+def model_io(ckpt: Checkpoint, jpeg_levels: dict[str, float] | None = None) -> ModelIO:
     arch = ckpt.arch
     specs = graph_inputs(arch)
     noise_level = None
@@ -236,6 +236,7 @@ def model_io(ckpt: Checkpoint) -> ModelIO:
             sigma_per_unit=LEVEL_SCALE,
             blind_value=BLIND,
             trained_max_sigma=float(ckpt.config.get("max_sigma", 50.0)),
+            jpeg_levels=jpeg_levels,
         )
     return ModelIO(
         inputs=[
@@ -257,8 +258,10 @@ def build_card(
     graph_passes: list[str],
     parity_diff: float,
     style: StyleInfo | None = None,
+    jpeg_levels: dict[str, float] | None = None,
 ) -> ModelCard:
-    """The card of a freshly exported model; its quality is measured next (``training.measure``)."""
+    """The card of a freshly exported model; its quality is measured next (``training.measure``).
+    ``jpeg_levels``: a denoiser's table (``training.jpeg_levels``)."""
     cfg = ckpt.config
     sets = cfg.get("train_sets") or cfg.get("content_sets") or ([cfg["data"]] if cfg.get("task") == "generate" else [])
     data = [DATA_TERMS.get(s, s) for s in sets]
@@ -283,7 +286,7 @@ def build_card(
             params=archs.count_params(ckpt.arch.build()),
             receptive_radius=archs.receptive_radius(ckpt.arch.name, ckpt.arch.args),
         ),
-        io=model_io(ckpt),
+        io=model_io(ckpt, jpeg_levels),
         training=Training(
             command=ckpt.command,
             data=data,

@@ -8,7 +8,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from imgenhance.cards import DenoiseGain, DenoiseQuality, ModelCard, Quality, Score, SRQuality, SRScores, read_card
+from imgenhance.cards import (
+    DenoiseGain,
+    DenoiseQuality,
+    JpegQuality,
+    JpegScores,
+    ModelCard,
+    Quality,
+    Score,
+    SRQuality,
+    SRScores,
+    StrengthCurve,
+    read_card,
+)
 
 
 @dataclass(frozen=True)
@@ -118,4 +130,73 @@ def _denoise(card_path: Path, sets: list[str], options: EvalOptions) -> DenoiseQ
         }
         for name, by in results.items()
     }
-    return DenoiseQuality(protocol=report["protocol"], results=results, gains=gains, measured_by=options.measured_by)
+    curve_set = STRENGTH_SET if STRENGTH_SET in sets else sets[-1]
+    clean = ev.load_clean_sets(options.data_root, [curve_set])[curve_set]
+    noisy_psnr, curve = ev.strength_curve(at, clean, STRENGTH_TRUE_SIGMAS, STRENGTH_TOLD_SIGMAS)
+    strength = StrengthCurve(set=curve_set, noisy_psnr=noisy_psnr, psnr=curve)
+    print(format_strength(strength))
+    if options.grid is not None:
+        from training.plots import save_strength_curve
+
+        save_strength_curve(strength.noisy_psnr, strength.psnr, strength.set, options.grid)
+    jpeg = JpegQuality(
+        protocol={
+            "metric": "PSNR (dB) and SSIM, RGB, no border crop, outputs rounded to uint8",
+            "compression": "Pillow JPEG at each quality, 4:2:0 (libjpeg tables)",
+            "model": "artifacts=jpeg, the quality read from the file's quantisation tables",
+            "model_blind": "the blind level",
+        },
+        results={
+            name: {
+                q: JpegScores(
+                    jpeg=_score(per["jpeg"]), model=_score(per["model"]), model_blind=_score(per["model_blind"])
+                )
+                for q, per in by.items()
+            }
+            for name, by in ev.evaluate_jpeg(
+                ev.pipeline_jpeg_denoiser(card_path), ev.load_clean_sets(options.data_root, sets), JPEG_QUALITIES
+            ).items()
+        },
+    )
+    print(format_jpeg(jpeg))
+    return DenoiseQuality(
+        protocol=report["protocol"],
+        results=results,
+        gains=gains,
+        strength=strength,
+        jpeg=jpeg,
+        measured_by=options.measured_by,
+    )
+
+
+STRENGTH_SET = "Set14"  # the issue's; another evaluation set where it is not among them
+STRENGTH_TRUE_SIGMAS = [15.0, 25.0, 50.0]
+STRENGTH_TOLD_SIGMAS = [0.0, 5.0, 10.0, 15.0, 20.0, 25.0, 30.0, 40.0, 50.0]
+JPEG_QUALITIES = [10, 20, 30, 50]
+
+
+def _score(per: dict[str, Any]) -> Score:
+    return Score(psnr=per["psnr"], ssim=per["ssim"])
+
+
+def format_strength(curve: StrengthCurve) -> str:
+    told = list(next(iter(curve.psnr.values())))
+    lines = [
+        f"{curve.set}: PSNR (dB) against the requested sigma",
+        "true  noisy  " + " ".join(f"{t:>6s}" for t in told),
+    ]
+    for true, row in curve.psnr.items():
+        lines.append(f"{true:>4s} {curve.noisy_psnr[true]:6.2f}  " + " ".join(f"{row[t]:6.2f}" for t in told))
+    return "\n".join(lines)
+
+
+def format_jpeg(jpeg: JpegQuality) -> str:
+    lines = ["JPEG artefacts: PSNR (dB) of the JPEG input and of artifacts=jpeg"]
+    for name, by in jpeg.results.items():
+        for q, sc in by.items():
+            gain = sc.model.psnr - sc.jpeg.psnr
+            lines.append(
+                f"{name:6s} {q:4s} jpeg {sc.jpeg.psnr:6.2f}  model {sc.model.psnr:6.2f} ({gain:+.2f})"
+                f"  blind {sc.model_blind.psnr:6.2f}"
+            )
+    return "\n".join(lines)

@@ -105,3 +105,29 @@ def save_gan_curves(history: Sequence[dict[str, Any]], path: Path, title: str) -
     ax_div.axhline(0.3, color="red", ls=":", label="mode-collapse warning")
     ax_div.set_title("diversity of the fixed samples, relative to real images")
     _finish(fig, (ax_loss, ax_div), path, legend_size=7)
+
+
+def save_strength_curve(
+    noisy_psnr: dict[str, float], psnr: dict[str, dict[str, float]], set_name: str, path: Path
+) -> None:
+    """A denoiser's PSNR against the sigma it is told, one line per true sigma, with the
+    noisy input (dotted) and blind mode (dashed) of the same colour."""
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for (true, row), colour in zip(psnr.items(), plt.rcParams["axes.prop_cycle"].by_key()["color"], strict=False):
+        told = [(float(t), v) for t, v in row.items() if t != "blind"]
+        ax.plot([t for t, _ in told], [v for _, v in told], marker="o", ms=4, color=colour, label=f"true sigma {true}")
+        ax.axvline(float(true), color=colour, lw=0.8, alpha=0.4)
+        ax.axhline(noisy_psnr[true], color=colour, ls=":", lw=1)
+        if "blind" in row:
+            ax.axhline(row["blind"], color=colour, ls="--", lw=1)
+    ax.set_title(
+        f"{set_name}: PSNR against the requested sigma\n(dotted: the noisy input; dashed: blind mode)", fontsize=11
+    )
+    ax.set_ylabel("PSNR (dB)")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    ax.set_xlabel("requested sigma (0-255 scale)")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

@@ -21,6 +21,7 @@ from training.archs.style import single_style
 from training.checkpoint import ArchSpec, Checkpoint
 from training.config import Painting
 from training.export import build_card, export_onnx, exportable, graph_inputs, require_parity
+from training.jpeg_levels import measure_jpeg_levels
 from training.measure import EvalOptions, measure
 
 EXAMPLE_PHOTO = "Set14/zebra.png"  # the photograph each named style's example shows, when present
@@ -71,7 +72,10 @@ def _build(
         if options is None:
             raise ValueError("a named style needs --data-root: its painting goes into the card's preview")
         style = style_pictures(painting, int(ckpt.config["style_size"]), model_id, stage, options.data_root)
-    card = build_card(ckpt, onnx_path, model_id, variant, default, passes, diff, style)
+    jpeg_levels = None
+    if ckpt.task == "denoise" and options is not None:
+        jpeg_levels = measure_jpeg_levels([options.data_root / s for s in ckpt.config.get("train_sets", [])])
+    card = build_card(ckpt, onnx_path, model_id, variant, default, passes, diff, style, jpeg_levels)
     card_path = stage / f"{model_id}.json"
     write_card(card, card_path)
     if options is not None:

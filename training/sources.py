@@ -88,7 +88,9 @@ class RealESRGANSource:
 
 class NoiseSource:
     def __init__(self, cfg: TrainConfig, train_paths: list[Path], device: torch.device) -> None:
-        self.cfg = degradations.NoiseConfig(max_sigma=cfg.max_sigma, blind_prob=cfg.blind_prob)
+        self.cfg = degradations.NoiseConfig(
+            max_sigma=cfg.max_sigma, blind_prob=cfg.blind_prob, mismatch_prob=cfg.mismatch_prob
+        )
         self.patches = PatchSampler(
             [(load_rgb(p),) for p in train_paths], (1,), cfg.hr_patch or cfg.lr_patch, device, cfg.seed, "hr_patch"
         )
@@ -99,7 +101,9 @@ class NoiseSource:
         (clean,) = self.patches.sample(batch_size)
         noisy, sigma = degradations.noisy(clean, self.rng, self.gen, self.cfg)
         blind = torch.from_numpy(self.rng.random(batch_size) < self.cfg.blind_prob).to(clean.device)
-        return degradations.level_map(noisy, sigma, blind, LEVEL_SCALE), clean
+        told = torch.where(blind, sigma, degradations.told_levels(sigma, self.rng, self.cfg))
+        target = degradations.partial_target(clean, noisy, sigma, told)
+        return degradations.level_map(noisy, told, blind, LEVEL_SCALE), target
 
 
 # -- validation --------------------------------------------------------------------

@@ -31,6 +31,7 @@ from training import archs, sources
 from training.checkpoint import ArchSpec, Checkpoint
 from training.config import TrainConfig
 from training.evaluate import Upscaler
+from training.from_onnx import load_from_card
 from training.loop import EMA, Budget, cosine_lr, make_optimizer, start_run
 from training.losses import PerceptualLoss, discriminator_loss, generator_loss, gradient_penalty, pixel_loss
 from training.plots import save_curves, save_grid
@@ -92,6 +93,16 @@ class Adversary:
         return float(loss.item())
 
 
+def initial_weights(path: Path) -> dict[str, torch.Tensor]:
+    """The generator weights ``init_from`` names: a checkpoint (its EMA weights where it has
+    them), or a model card, whose shipped ONNX weights are read back (a fine-tune of what
+    ships, when the run that made it is gone)."""
+    if path.suffix == ".json":
+        return load_from_card(path).state_dict()
+    start = Checkpoint.load(path)
+    return start.params_ema if start.params_ema is not None else start.params
+
+
 class SRRun:
     """The model, its EMA, optimiser, adversary, data and validator of one run, and what
     it has done so far (step, history, best)."""
@@ -101,8 +112,7 @@ class SRRun:
         self.arch = ArchSpec(cfg.arch, archs.full_args(cfg.arch, cfg.arch_args, cfg.scale))
         self.model = self.arch.build().to(dev)
         if cfg.init_from:
-            start = Checkpoint.load(Path(cfg.init_from))
-            self.model.load_state_dict(start.params_ema if start.params_ema is not None else start.params)
+            self.model.load_state_dict(initial_weights(Path(cfg.init_from)))
             log.info("generator initialised from %s", cfg.init_from)
         self.ema = EMA(self.model, cfg.ema_decay)
         self.opt = make_optimizer(cfg.optimizer, self.model.parameters(), cfg.lr, cfg.betas)

@@ -30,6 +30,7 @@ class Picture:
     alpha: np.ndarray | None  # float32 (H, W) in [0, 1]
     bits: int  # 8 or 16 per channel
     icc_profile: bytes | None = None
+    jpeg_quality: int | None = None  # a JPEG upload: the IJG quality its tables match best
 
     @property
     def height(self) -> int:
@@ -93,6 +94,7 @@ def decode(data: bytes) -> Picture:
         if _is_png16_colour(data):
             return _decode_png16(data, im)
         icc = im.info.get("icc_profile")
+        tables = getattr(im, "quantization", None) if im.format in ("JPEG", "MPO") else None
         im = ImageOps.exif_transpose(im)
         im.load()
     except JobError:
@@ -101,9 +103,34 @@ def decode(data: bytes) -> Picture:
         raise JobError(f"the image could not be decoded: {exc}") from exc
 
     try:
-        return _to_picture(im, icc)
+        picture = _to_picture(im, icc)
     except Exception as exc:  # a palette with more entries than colours, a broken mode ...
         raise JobError(f"the image could not be converted to RGB: {exc}") from exc
+    if tables and 0 in tables and len(tables[0]) == 64:
+        picture = replace(picture, jpeg_quality=jpeg_quality(list(tables[0])))
+    return picture
+
+
+# The IJG (libjpeg) luminance table at quality 50, row-major, as Pillow reports tables.
+_IJG_LUMA = (
+    16, 11, 10, 16, 24, 40, 51, 61, 12, 12, 14, 19, 26, 58, 60, 55,
+    14, 13, 16, 24, 40, 57, 69, 56, 14, 17, 22, 29, 51, 87, 80, 62,
+    18, 22, 37, 56, 68, 109, 103, 77, 24, 35, 55, 64, 81, 104, 113, 92,
+    49, 64, 78, 87, 103, 121, 120, 101, 72, 92, 95, 98, 112, 100, 103, 99,
+)  # fmt: skip
+
+
+def _ijg_table(quality: int) -> np.ndarray:
+    scale = 5000 // quality if quality < 50 else 200 - 2 * quality
+    table: np.ndarray = np.clip((np.array(_IJG_LUMA) * scale + 50) // 100, 1, 255)
+    return table
+
+
+def jpeg_quality(luma_table: list[int]) -> int:
+    """The IJG quality (1-100) whose luminance table is nearest ``luma_table``: exact for
+    libjpeg's encoders (Pillow, OpenCV, most cameras' software), an estimate for others."""
+    table = np.asarray(luma_table, dtype=np.int64)
+    return int(min(range(1, 101), key=lambda q: int(np.abs(_ijg_table(q) - table).sum())))
 
 
 _ALPHA_MODES = ("RGBA", "RGBa", "LA", "La", "PA")

@@ -17,6 +17,10 @@ On the CPU the engine is a setting (``IMGENHANCE_CPU_ENGINE``), measured by
   With ``IMGENHANCE_CPU_PRECISION=bf16`` it computes in bfloat16 on CPUs that have it
   (AVX512_BF16, AMX): outputs move by up to ~0.03 (about 54 dB PSNR against fp32), so
   it is opt-in, outside the cards' parity bound.
+- ``ncnn`` (``pip install 'imgenhance[worker,ncnn]'``): the ONNX graph converted at load by
+  ``worker/ncnn_engine.py`` (numpy and onnx, no torch) and run on ncnn's Winograd
+  convolutions, fp32; checked against ORT at load, and any graph with an op the converter
+  does not handle (or outside the parity bound) runs on ORT instead, with a warning.
 
 Generators promise the same pixels for the same request, so they always run on ONNX
 Runtime with deterministic kernels, whatever the engine setting.
@@ -57,7 +61,7 @@ PROVIDER_ALIASES = {
 PREFERRED = ("CUDAExecutionProvider", "CPUExecutionProvider")
 
 
-CPU_ENGINES = ("onnxruntime", "openvino")
+CPU_ENGINES = ("onnxruntime", "openvino", "ncnn")
 CPU_PRECISIONS = ("fp32", "bf16")
 
 
@@ -243,13 +247,18 @@ def _blocked_prelu(source: str | bytes) -> str | bytes:
 def open_cpu_session(
     model: str | Path, engine: str = "onnxruntime", precision: str = "fp32", threads: int = 0
 ) -> Session:
-    """A CPU session on the named engine (``IMGENHANCE_CPU_ENGINE`` / ``_PRECISION``)."""
+    """A CPU session on the named engine (``IMGENHANCE_CPU_ENGINE`` / ``_PRECISION``). On ncnn,
+    a graph it cannot run within the parity bound comes back on ONNX Runtime (get_providers says)."""
     if engine == "openvino":
         return OpenVinoSession(model, threads, precision)
-    if engine != "onnxruntime":
+    if engine not in CPU_ENGINES:
         raise ValueError(f"CPU engine {engine!r} is not one of {CPU_ENGINES}")
     if precision != "fp32":
-        raise EngineUnavailable(f"precision {precision} needs IMGENHANCE_CPU_ENGINE=openvino; onnxruntime runs fp32")
+        raise EngineUnavailable(f"precision {precision} needs IMGENHANCE_CPU_ENGINE=openvino; {engine} runs fp32")
+    if engine == "ncnn":
+        from worker.ncnn_engine import open_ncnn_session  # ncnn is an optional package
+
+        return open_ncnn_session(model, threads)
     session: Session = open_session(model, ["CPUExecutionProvider"], threads)
     return session
 

@@ -208,6 +208,7 @@ function imageForm(task, file) {
     else form.append("scale", $("scale").value);
   } else if (task === "denoise") {
     if ($("model").value) form.append("model", $("model").value);
+    form.append("artifacts", $("artifacts").value);
     if ($("sigma").value !== "") form.append("sigma", $("sigma").value);
     form.append("strength", $("strength").value);
   } else if (task === "style-transfer") {

@@ -92,3 +92,26 @@ def test_vgg16_perceptual_loss_uses_pre_activation_conv_layers(vgg_weights) -> N
     assert float(loss(x, x)) == 0 and float(loss(x, x.flip(-1))) > 0
     with pytest.raises(ValueError, match="VGG16 has no layers \\['conv5_4'\\]"):
         PerceptualLoss({"conv5_4": 1.0})
+
+
+def test_partial_target_leaves_the_noise_above_the_told_level() -> None:
+    gen = torch.Generator().manual_seed(3)
+    clean = torch.rand(4, 3, 64, 64, generator=gen)
+    noisy = clean + torch.randn(clean.shape, generator=gen) * 25 / 255
+    true = torch.full((4,), 25.0)
+    told = torch.tensor([0.0, 15.0, 25.0, 40.0])
+    target = D.partial_target(clean, noisy, true, told)
+    torch.testing.assert_close(target[0], noisy[0])  # told nothing: remove nothing
+    torch.testing.assert_close(target[2], clean[2])  # told the true level: remove it all
+    torch.testing.assert_close(target[3], clean[3])  # told more: still the clean image, not over-smoothing
+    left = ((target[1] - clean[1]) ** 2).mean().sqrt() * 255
+    assert abs(float(left) - 20.0) < 0.5  # sqrt(25^2 - 15^2): the rest of the noise, in quadrature
+
+
+def test_told_levels_are_the_true_ones_unless_mismatched() -> None:
+    true = torch.linspace(0, 50, 1000)
+    rng = np.random.default_rng(0)
+    assert torch.equal(D.told_levels(true, rng, D.NoiseConfig(mismatch_prob=0.0)), true)
+    told = D.told_levels(true, rng, D.NoiseConfig(mismatch_prob=0.5, max_sigma=50.0))
+    changed = (told != true).float().mean().item()
+    assert 0.4 < changed < 0.6 and float(told.min()) >= 0 and float(told.max()) <= 50

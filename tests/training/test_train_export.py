@@ -222,3 +222,11 @@ def test_denoise_train_export_card_and_blind_mode(data_root: Path, tmp_path: Pat
     gain = quality.gains["val"]["sigma25"].vs_bm3d_db
     bm3d, model = quality.results["val"]["sigma25"]["bm3d"].psnr, quality.results["val"]["sigma25"]["model"].psnr
     assert quality.protocol["channel"] == "RGB" and abs(gain - (model - bm3d)) < 0.002
+    levels = card.io.noise_level.jpeg_levels
+    assert levels is not None and list(levels) == ["10", "20", "30", "40", "50", "60", "70", "80", "90"]
+    assert list(levels.values()) == sorted(levels.values(), reverse=True)  # lower quality, larger error
+    assert quality.strength is not None and quality.strength.set == "val"
+    assert set(quality.strength.psnr) == {"15", "25", "50"} and "blind" in quality.strength.psnr["25"]
+    assert quality.jpeg is not None and set(quality.jpeg.results["val"]) == {"q10", "q20", "q30", "q50"}
+    q10 = quality.jpeg.results["val"]["q10"].jpeg.psnr
+    assert q10 < quality.jpeg.results["val"]["q50"].jpeg.psnr  # the inputs: lower quality, lower PSNR

@@ -192,3 +192,15 @@ def test_webp_is_lossless_unless_quality_is_given() -> None:
 def test_undecodable_bytes_raise_a_job_error() -> None:
     with pytest.raises(JobError, match="could not be decoded"):
         decode(b"garbage")
+
+
+@pytest.mark.parametrize("quality", [5, 10, 37, 50, 75, 95, 100])
+def test_a_jpeg_upload_carries_the_quality_it_was_saved_at(quality: int) -> None:
+    data = images.jpeg(images.photo(64, 48), quality=quality)
+    assert decode(data).jpeg_quality == quality
+    ok, encoded = cv2.imencode(".jpg", images.photo(64, 48)[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, quality])
+    assert ok and decode(encoded.tobytes()).jpeg_quality == quality  # OpenCV's libjpeg too
+
+
+def test_other_formats_carry_no_jpeg_quality() -> None:
+    assert decode(images.png(images.photo(16, 16))).jpeg_quality is None

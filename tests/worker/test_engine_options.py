@@ -69,7 +69,7 @@ def test_engine_and_precision_are_read_from_the_environment(monkeypatch: pytest.
     assert (settings.cpu_engine, settings.cpu_precision) == ("openvino", "bf16")
 
 
-@pytest.mark.parametrize(("field", "value"), [("cpu_engine", "ncnn"), ("cpu_precision", "int8")])
+@pytest.mark.parametrize(("field", "value"), [("cpu_engine", "tensorrt"), ("cpu_precision", "int8")])
 def test_unknown_engines_and_precisions_are_refused(field: str, value: str) -> None:
     with pytest.raises(ValidationError, match=field):
         Settings(**{field: value})
