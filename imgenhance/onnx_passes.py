@@ -56,13 +56,7 @@ def prelu_as_batchnorm(model: onnx.ModelProto) -> int:
             helper.make_node("Add", [f"{prefix}/neg", f"{prefix}/pos"], [y]),
         ]
         rewritten += 1
-    del graph.node[:]
-    graph.node.extend(nodes)
-    used = {name for n in graph.node for name in n.input}
-    kept = [init for init in graph.initializer if init.name in used]
-    del graph.initializer[:]
-    graph.initializer.extend(kept)
-    onnx.checker.check_model(model)
+    _set_nodes(model, nodes)
     return rewritten
 
 
@@ -124,6 +118,13 @@ def batchnorm_as_prelu(model: onnx.ModelProto) -> int:
         replace[id(node)] = helper.make_node("PRelu", [x, slope_name], [y])
         drop.update({id(neg), id(pos), id(relu)})
     nodes = [replace.get(id(n), n) for n in graph.node if id(n) not in drop]
+    _set_nodes(model, nodes)
+    return len(replace)
+
+
+def _set_nodes(model: onnx.ModelProto, nodes: list[onnx.NodeProto]) -> None:
+    """Replace the graph's nodes, drop the initialisers no node reads any more, and check it."""
+    graph = model.graph
     del graph.node[:]
     graph.node.extend(nodes)
     used = {name for n in graph.node for name in n.input}
@@ -131,4 +132,3 @@ def batchnorm_as_prelu(model: onnx.ModelProto) -> int:
     del graph.initializer[:]
     graph.initializer.extend(kept)
     onnx.checker.check_model(model)
-    return len(replace)

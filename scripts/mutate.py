@@ -67,6 +67,9 @@ PRETRAINED = "tests/training/test_pretrained.py"
 GENERATE_PIPELINE = "tests/worker/test_generate_pipeline.py"
 GAN_TRAINING = "tests/training/test_gan.py"
 NCNN = "tests/training/test_ncnn.py"
+NCNN_ENGINE = "tests/worker/test_ncnn_engine.py"
+DENOISE_PIPELINE = "tests/worker/test_denoise_pipeline.py"
+DEGRADATIONS = "tests/training/test_degradations_losses.py"
 
 FAULTS: list[Fault] = [
     # -- the faults of issue 7's table ------------------------------------------------
@@ -672,6 +675,38 @@ FAULTS: list[Fault] = [
         "if False:",
         (f"{WEBHOOKS}::test_idempotency_key_makes_a_retried_submit_return_the_first_job",),
         "a reused key would silently return a job for another request",
+    ),
+    Fault(
+        "partial-target-linear-not-quadrature",
+        "training/degradations.py",
+        "keep = (1.0 - (told / true.clamp_min(1e-6)) ** 2).clamp_min(0.0).sqrt()",
+        "keep = (1.0 - told / true.clamp_min(1e-6)).clamp_min(0.0)",
+        (f"{DEGRADATIONS}::test_partial_target_leaves_the_noise_above_the_told_level",),
+        "sigma would stop meaning 'this much noise removed': the strength curve the card states would drift",
+    ),
+    Fault(
+        "told-level-ignores-the-files-jpeg-quality",
+        "worker/pipelines/denoise.py",
+        "quality = params.jpeg_quality or picture.jpeg_quality",
+        "quality = params.jpeg_quality",
+        (DENOISE_PIPELINE,),
+        "artifacts=jpeg on a JPEG upload would run blind instead of at the level of its quality",
+    ),
+    Fault(
+        "jpeg-quality-from-the-chroma-table",
+        "worker/codec.py",
+        "jpeg_quality(list(tables[0]))",
+        "jpeg_quality(list(tables[max(tables)]))",
+        (f"{CODEC}::test_a_jpeg_upload_carries_the_quality_it_was_saved_at",),
+        "the quality read from a JPEG upload would be wrong, and with it the level artifacts=jpeg is told",
+    ),
+    Fault(
+        "ncnn-depth-to-space-mode-swapped",
+        "worker/ncnn_engine.py",
+        '{"CRD": 0, "DCR": 1}',
+        '{"CRD": 1, "DCR": 0}',
+        (NCNN_ENGINE,),
+        "the ncnn engine would scramble every x2/x4 output's pixels",
     ),
 ]
 

@@ -96,7 +96,12 @@ def test_outscale_on_both_backends(service: Service, tree: Path, tmp_path: Path)
 
 @pytest.mark.parametrize(
     ("task", "options"),
-    [("super-resolve", ["--scale", "2"]), ("super-resolve", ["--scale", "4"]), ("denoise", ["--sigma", "15"])],
+    [
+        ("super-resolve", ["--scale", "2"]),
+        ("super-resolve", ["--scale", "4"]),
+        ("denoise", ["--sigma", "15"]),
+        ("denoise", ["--artifacts", "jpeg"]),  # gray.jpg: its quality read from the file on both sides
+    ],
 )
 def test_local_and_server_write_identical_pixels(
     task: str, options: list[str], service: Service, tmp_path: Path

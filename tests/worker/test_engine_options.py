@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +13,7 @@ from pydantic import ValidationError
 
 from imgenhance.catalog import Catalog
 from imgenhance.settings import Settings
+from tests.support.threads import outputs_from_threads
 from worker.runtime import EngineUnavailable, OpenVinoSession, Runtime, open_cpu_session, open_session
 
 MODELS = Path(__file__).resolve().parents[2] / "models"
@@ -148,17 +148,8 @@ def test_openvino_sessions_serve_several_threads_at_once() -> None:
     session = OpenVinoSession(MODELS / "sr-compact-x4.onnx")
     inputs = [image(8 + i, 9, batch=1) for i in range(4)]
     expected = [session.run(None, {"input": x})[0] for x in inputs]
-    got: dict[int, np.ndarray] = {}
-
-    def work(i: int) -> None:
-        got[i] = session.run(None, {"input": inputs[i]})[0]
-
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert all(np.array_equal(got[i], expected[i]) for i in range(4))
+    got = outputs_from_threads(session, inputs)
+    assert all(np.array_equal(g, e) for g, e in zip(got, expected, strict=True))
 
 
 @pytest.mark.usefixtures("openvino_ready")

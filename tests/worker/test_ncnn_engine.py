@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import sys
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +15,7 @@ from pydantic import ValidationError
 from imgenhance.catalog import Catalog
 from imgenhance.onnx_passes import batchnorm_as_prelu, prelu_as_batchnorm
 from imgenhance.settings import Settings
+from tests.support.threads import outputs_from_threads
 from worker.runtime import EngineUnavailable, load_model, open_cpu_session, open_session
 
 MODELS = Path(__file__).resolve().parents[2] / "models"
@@ -270,17 +270,8 @@ def test_one_session_serves_several_threads_at_once() -> None:
     session = open_cpu_session(MODELS / "sr-compact-x2.onnx", "ncnn", threads=1)
     inputs = [image(8 + i, 9, seed=i) for i in range(4)]
     expected = [session.run(None, {"input": x})[0] for x in inputs]
-    got: dict[int, np.ndarray] = {}
-
-    def work(i: int) -> None:
-        got[i] = session.run(None, {"input": inputs[i]})[0]
-
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert all(np.array_equal(got[i], expected[i]) for i in range(4))
+    got = outputs_from_threads(session, inputs)
+    assert all(np.array_equal(g, e) for g, e in zip(got, expected, strict=True))
 
 
 # Fallbacks: never a failed worker.
