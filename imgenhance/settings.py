@@ -91,11 +91,12 @@ class Settings(BaseSettings):
         default_factory=list, description="e.g. cuda,cpu; empty = best available"
     )
     ort_threads: int = Field(0, ge=0, description="intra-op threads; 0 = one per core")
-    cpu_engine: Literal["onnxruntime", "openvino", "ncnn"] = Field(
+    cpu_engine: Literal["onnxruntime", "openvino", "ncnn", "auto"] = Field(
         "onnxruntime",
         description="engine for models on the CPU; openvino (pip install openvino) is up to 1.4x faster than "
         "onnxruntime on SRVGGNetCompact, ncnn (pip install ncnn) up to 2x, both fp32 within 1e-4; on ncnn, "
-        "models with ops its converter lacks run on onnxruntime (docs/operations.md, Sizing)",
+        "models with ops its converter lacks run on onnxruntime; auto: each model on whichever installed "
+        "engine ran it fastest at load (docs/operations.md, Sizing)",
     )
     cpu_precision: Literal["fp32", "bf16"] = Field(
         "fp32",

@@ -62,6 +62,9 @@ PREFERRED = ("CUDAExecutionProvider", "CPUExecutionProvider")
 
 
 CPU_ENGINES = ("onnxruntime", "openvino", "ncnn")
+AUTO = "auto"  # IMGENHANCE_CPU_ENGINE=auto: each model on the engine that ran it fastest at load
+AUTO_SIDE = 64  # input side of the timed runs (or 16 size multiples, if larger)
+AUTO_RUNS = 3
 CPU_PRECISIONS = ("fp32", "bf16")
 
 
@@ -192,15 +195,7 @@ class LoadedModel:
 
     def warm_up(self) -> None:
         """One small run, so the first job does not pay for kernel selection."""
-        side = 16 * self.card.io.size_multiple
-        zeros = {
-            t.role: np.zeros(
-                [1 if i == 0 else (side if d == -1 else d) for i, d in enumerate(t.shape)],
-                np.int64 if t.dtype == "int64" else np.float32,
-            )
-            for t in self.card.io.inputs
-        }
-        self._infer(zeros)  # not counted: the metrics count work done for jobs
+        self._infer(_zeros(self.card, 16 * self.card.io.size_multiple))  # not counted: metrics count jobs' work
 
 
 def open_session(
@@ -263,6 +258,58 @@ def open_cpu_session(
     return session
 
 
+def fastest_cpu_session(card: ModelCard, path: str, threads: int) -> Session:
+    """``IMGENHANCE_CPU_ENGINE=auto``: the model opened on every installed CPU engine (fp32,
+    all within the parity bound), each timed on the same input after a warm-up run, and
+    the fastest kept. Measured, not assumed: ncnn wins on SRVGGNetCompact and loses on
+    x4plus's RRDBNet (docs/operations.md, Sizing). A busy host can pick the wrong one."""
+    timings: dict[str, float] = {}
+    best: tuple[float, Session] | None = None
+    for engine in CPU_ENGINES:
+        try:
+            session = open_cpu_session(path, engine, "fp32", threads)
+        except EngineUnavailable:
+            continue
+        provider = str(session.get_providers()[0])
+        if provider in timings:  # ncnn handed this graph back to ONNX Runtime
+            continue
+        timings[provider] = seconds = _time_runs(LoadedModel(card, session, 0.0))
+        if best is None or seconds < best[0]:
+            best = (seconds, session)
+    if best is None:
+        raise EngineUnavailable("no CPU engine could open the model")
+    log.info(
+        "%s timed on each CPU engine, the fastest kept: %s",
+        card.id,
+        ", ".join(f"{p} {s * 1000:.0f} ms" for p, s in sorted(timings.items(), key=lambda item: item[1])),
+    )
+    return best[1]
+
+
+def _time_runs(model: LoadedModel) -> float:
+    """Median seconds of a few runs on one AUTO_SIDE-pixel input, after one untimed run."""
+    side = max(AUTO_SIDE, 16 * model.card.io.size_multiple)
+    feeds = _zeros(model.card, side)
+    model._infer(feeds)
+    times = []
+    for _ in range(AUTO_RUNS):
+        start = time.perf_counter()
+        model._infer(feeds)
+        times.append(time.perf_counter() - start)
+    return float(np.median(times))
+
+
+def _zeros(card: ModelCard, side: int) -> dict[str, np.ndarray]:
+    """One all-zero input per graph input, ``side`` pixels where the card leaves a size open."""
+    return {
+        t.role: np.zeros(
+            [1 if i == 0 else (side if d == -1 else d) for i, d in enumerate(t.shape)],
+            np.int64 if t.dtype == "int64" else np.float32,
+        )
+        for t in card.io.inputs
+    }
+
+
 def load_model(
     card: ModelCard,
     path: str,
@@ -281,7 +328,9 @@ def load_model(
     # Generators promise the same pixels for the same request: deterministic kernels for them.
     deterministic = card.task == "generate"
     session: Session
-    if providers[0] == "CPUExecutionProvider" and not deterministic:
+    if providers[0] == "CPUExecutionProvider" and not deterministic and cpu_engine == AUTO:
+        session = fastest_cpu_session(card, path, threads)
+    elif providers[0] == "CPUExecutionProvider" and not deterministic:
         session = open_cpu_session(path, cpu_engine, cpu_precision, threads)
     else:
         session = open_session(path, providers, threads, deterministic=deterministic)

@@ -14,7 +14,15 @@ from pydantic import ValidationError
 from imgenhance.catalog import Catalog
 from imgenhance.settings import Settings
 from tests.support.threads import outputs_from_threads
-from worker.runtime import EngineUnavailable, OpenVinoSession, Runtime, open_cpu_session, open_session
+from worker.runtime import (
+    EngineUnavailable,
+    LoadedModel,
+    OpenVinoSession,
+    Runtime,
+    load_model,
+    open_cpu_session,
+    open_session,
+)
 
 MODELS = Path(__file__).resolve().parents[2] / "models"
 PARITY = 1e-4  # training/export.py PARITY_TOLERANCE: what every card's ONNX file was held to
@@ -176,3 +184,52 @@ def test_bf16_is_refused_or_close() -> None:
     fp32 = open_session(path).run(None, {"input": x})[0]
     assert session.get_providers() == ["OpenVINO CPU (bf16)"]
     assert np.abs(session.run(None, {"input": x})[0] - fp32).max() < 0.1
+
+
+@pytest.mark.usefixtures("openvino_ready")
+@pytest.mark.parametrize("model", ["sr-compact-x2", "denoise-unet"])
+def test_auto_times_every_installed_engine_and_keeps_the_fastest(
+    model: str, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("ncnn")
+    import worker.runtime as rt
+
+    card = Catalog.load(MODELS).get(model)
+    assert card is not None
+    timed: list[str] = []
+    # Fixed timings in the engines' order: the choice must follow them, not the load order.
+    fake = {"CPUExecutionProvider": 0.3, "OpenVINO CPU (fp32)": 0.1, "ncnn CPU (fp32)": 0.2}
+
+    def time_runs(loaded: LoadedModel) -> float:
+        timed.append(loaded.provider)
+        return fake[loaded.provider]
+
+    monkeypatch.setattr(rt, "_time_runs", time_runs)
+    with caplog.at_level("INFO", logger="imgenhance.worker"):
+        loaded = load_model(card, str(MODELS / card.file), ["CPUExecutionProvider"], 1, cpu_engine="auto")
+    # denoise-unet has ops the ncnn converter lacks: its ncnn try is ONNX Runtime again, not timed twice
+    expected = ["CPUExecutionProvider", "OpenVINO CPU (fp32)"] + (
+        ["ncnn CPU (fp32)"] if model != "denoise-unet" else []
+    )
+    assert timed == expected
+    assert loaded.provider == "OpenVINO CPU (fp32)"
+    assert f"{model} timed on each CPU engine, the fastest kept: OpenVINO CPU (fp32) 100 ms" in caplog.text
+    x = image(32, 48, batch=1, channels=card.io.inputs[0].shape[1])
+    ref = open_session(MODELS / card.file).run(None, {"input": x})[0]
+    assert np.abs(loaded.session.run(None, {"input": x})[0] - ref).max() < 1e-4
+
+
+def test_auto_keeps_generators_on_onnxruntime() -> None:
+    card = Catalog.load(MODELS).get("gen-digits")
+    assert card is not None
+    loaded = load_model(card, str(MODELS / card.file), ["CPUExecutionProvider"], 1, cpu_engine="auto")
+    assert loaded.provider == "CPUExecutionProvider"
+
+
+def test_auto_times_a_model_on_a_real_input() -> None:
+    import worker.runtime as rt
+
+    card = Catalog.load(MODELS).get("sr-compact-x2")
+    assert card is not None
+    loaded = load_model(card, str(MODELS / card.file), ["CPUExecutionProvider"], 1)
+    assert 0 < rt._time_runs(loaded) < 30
