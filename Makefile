@@ -93,9 +93,9 @@ GAN_CONFIGS := training/configs/gan
 
 ablate-gan: weights  ## the ablations: digits with each loss; faces with and without DiffAugment (GPU recommended)
 	$(BIN)/python -m training --data-root $(DATA) ablate --config $(GAN_CONFIGS)/digits.toml \
-		--vary 'loss="bce"|"lsgan"|"wgan-gp"|"hinge"'
+		--vary 'loss="bce"|"lsgan"|"wgan-gp"|"hinge"' --jobs 2
 	$(BIN)/python -m training --data-root $(DATA) ablate --config $(GAN_CONFIGS)/faces.toml \
-		--vary 'diffaugment=[]|["color","translation","cutout"]'
+		--vary 'diffaugment=[]|["color","translation","cutout"]' --jobs 2
 
 export-gan: weights  ## ship the hinge digits and the DiffAugment faces runs of the ablations, measured, with sample grids
 	$(BIN)/python -m training --data-root $(DATA) export --checkpoint runs/gen-digits-loss-3/best.pt --id gen-digits \

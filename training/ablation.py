@@ -9,13 +9,25 @@ Every variant keeps the seed, the data, the steps and every other setting; its r
 goes to ``<out>/<name>-<key>-<n>`` (resumable), is measured with ``training.gan_eval``
 from its EMA generator in PyTorch, and the table (Markdown) and figures (JSON) are
 written to ``<out>/<name>-ablation-<key>.md`` / ``.json`` and printed.
+
+``jobs`` > 1 trains that many variants at once in their own processes, the CPU's cores
+shared between them (a config's own ``threads`` wins): small networks use two cores
+poorly, so two one-thread runs finish sooner than two two-thread runs in turn.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
+import multiprocessing
+import os
+import threading
+import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+
+import torch
 
 from training.checkpoint import Checkpoint
 from training.config import GanConfig, parse_value
@@ -40,15 +52,29 @@ def ablate(
     device: str,
     generated: int | None,
     out: Path,
+    jobs: int = 1,
 ) -> list[dict[str, object]]:
     key, values = parse_vary(vary)
+    variants = [GanConfig.from_toml(config, [*overrides, f"{key}={json.dumps(v)}"]) for v in values]
+    runs = [out / f"{cfg.name}-{key}-{i}" for i, cfg in enumerate(variants)]
+    command = f"python -m training ablate --vary {vary}"
+    if jobs > 1:
+        threads = max(1, (os.cpu_count() or 1) // jobs)
+        variants = [dataclasses.replace(cfg, threads=cfg.threads or threads) for cfg in variants]
+        log.info("ablation: %d variants, %d at a time, %d threads each", len(values), jobs, threads)
+        spawn = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(jobs, mp_context=spawn, initializer=exit_with_parent, initargs=(os.getpid(),)) as pool:
+            done = [
+                pool.submit(_train_variant, cfg, data_root, run, device, command)
+                for cfg, run in zip(variants, runs, strict=True)
+            ]
+            for future in done:
+                future.result()
     rows: list[dict[str, object]] = []
-    for i, value in enumerate(values):
-        cfg = GanConfig.from_toml(config, [*overrides, f"{key}={json.dumps(value)}"])
-        run = out / f"{cfg.name}-{key}-{i}"
-        resume = run / "last.pt" if (run / "last.pt").exists() else None
+    for value, cfg, run in zip(values, variants, runs, strict=True):
         log.info("ablation %s: %s = %s", cfg.name, key, value)
-        best = train_gan(cfg, data_root, run, device, resume, f"python -m training ablate --vary {vary}", progress=True)
+        best = _train_variant(cfg, data_root, run, device, command, progress=jobs == 1)
+        torch.set_num_threads(os.cpu_count() or 1)  # measuring runs one variant at a time: every core
         ckpt = Checkpoint.load(best)
         quality = evaluate_generator(torch_sampler(ckpt.generator()), ckpt.config, data_root, generated)
         row: dict[str, object] = {
@@ -68,6 +94,28 @@ def ablate(
     (out / f"{name}-ablation-{key}.md").write_text(table + "\n")
     (out / f"{name}-ablation-{key}.json").write_text(json.dumps(rows, indent=1))
     return rows
+
+
+def exit_with_parent(parent: int, every: float = 1.0) -> None:
+    """In a worker process: exit when ``parent`` is gone. A killed ``ablate`` would otherwise
+    leave its trainers running, still writing into the run folders a new run is using."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(every)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+
+
+def _train_variant(
+    cfg: GanConfig, data_root: Path, run: Path, device: str, command: str, progress: bool = False
+) -> Path:
+    """Train one variant, or resume it; a finished run returns its checkpoint at once."""
+    if not logging.getLogger().handlers:  # a spawned worker: say which run each line is from
+        logging.basicConfig(level=logging.INFO, format=f"%(asctime)s [{run.name}] %(message)s")
+    resume = run / "last.pt" if (run / "last.pt").exists() else None
+    return train_gan(cfg, data_root, run, device, resume, command, progress=progress)
 
 
 def _markdown(rows: list[dict[str, object]]) -> str:

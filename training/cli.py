@@ -68,7 +68,8 @@ def _run_training(args: argparse.Namespace, program: str) -> None:
 def cmd_ablate(args: argparse.Namespace) -> None:
     from training.ablation import ablate
 
-    ablate(args.config, args.vary, args.set, args.data_root, _device(args.device), args.generated_images, args.out)
+    device = _device(args.device)
+    ablate(args.config, args.vary, args.set, args.data_root, device, args.generated_images, args.out, args.jobs)
 
 
 def _eval_options(args: argparse.Namespace) -> EvalOptions:
@@ -282,6 +283,9 @@ def parser() -> argparse.ArgumentParser:
     ab.add_argument("--device", default="auto", help="cpu, cuda or auto (default: auto)")
     ab.add_argument("--generated-images", type=int, help="images for FID/KID (default: the config's eval_images)")
     ab.add_argument("--out", type=Path, default=Path("runs"), help="where the runs and the table go (default: runs)")
+    ab.add_argument(
+        "--jobs", type=int, default=1, help="variants trained at once, each in its own process (default: 1)"
+    )
     ab.set_defaults(func=cmd_ablate)
 
     def add_eval_options(sp: argparse.ArgumentParser) -> None:

@@ -93,10 +93,11 @@ def save_loss_curves(history: Sequence[dict[str, Any]], path: Path, title: str) 
 
 
 def save_gan_curves(history: Sequence[dict[str, Any]], path: Path, title: str) -> None:
-    """Discriminator and generator losses, D's mean logits, and sample diversity against step."""
+    """Discriminator and generator losses, D's mean logits and their spread, and sample
+    diversity against step."""
     steps = [h["step"] for h in history]
     fig, (ax_loss, ax_div) = plt.subplots(1, 2, figsize=(11, 4))
-    for key in ("d_loss", "g_loss", "d_real", "d_fake", "r1", "cr"):
+    for key in ("d_loss", "g_loss", "d_real", "d_fake", "d_spread", "r1", "cr"):
         if key in history[0]:
             ax_loss.plot(steps, [h[key] for h in history], label=key)
     ax_loss.set_title(f"{title}: losses and D's mean logits")

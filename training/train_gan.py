@@ -45,6 +45,7 @@ from training.plots import save_gan_curves
 log = logging.getLogger("training")
 LOSS_NAMES = {"bce": "vanilla", "lsgan": "lsgan", "wgan-gp": "wgan-gp", "hinge": "hinge"}
 SAMPLES = 64  # fixed latents shown at every interval
+BLIND_D = 0.01  # D's logits over a real + generated batch spread less than this: D answers every image alike
 
 
 def generator_spec(cfg: GanConfig) -> ArchSpec:
@@ -79,7 +80,7 @@ def diversity(images: torch.Tensor, labels: torch.Tensor | None = None) -> float
     With labels, only pairs of one class count: a conditional generator that ignores its
     latent still draws ten different digits, and only within a class does that show."""
     flat = images.flatten(1)
-    dist = torch.cdist(flat, flat)
+    dist = torch.cdist(flat, flat, compute_mode="donot_use_mm_for_euclid_dist")  # exact: alike images give 0
     same = torch.ones_like(dist, dtype=torch.bool) if labels is None else labels[:, None] == labels[None, :]
     same.fill_diagonal_(False)
     return float(dist[same].mean()) if same.any() else 0.0
@@ -171,6 +172,7 @@ class GanRun:
                 real_aug = real_aug.detach().requires_grad_(True)
             d_real = self.d(real_aug, y_real, level, alpha)
             d_fake = self.d(self.augment(fake), y_fake, level, alpha)
+            terms["d_spread"] = torch.cat([d_real, d_fake]).std().item()
             loss_d = discriminator_loss(self.loss, d_real, d_fake)
             if cfg.loss == "wgan-gp":
                 critic = _Critic(self.d, y_real, level, alpha)
@@ -306,6 +308,12 @@ def train_gan(
                     "mode collapse? the fixed samples differ %.0f%% as much as real images do; "
                     "consider another loss, DiffAugment, or a lower learning rate",
                     100 * spread,
+                )
+            if record["d_spread"] < BLIND_D:
+                log.warning(
+                    "D has gone blind: its logits spread %.4f over real and generated images, so G learns "
+                    "nothing from it; lower g_lr (e.g. 10x below d_lr) or raise d_steps",
+                    record["d_spread"],
                 )
             side = max(32, cfg.resolution // 2 if cfg.resolution > 64 else cfg.resolution)
             grid = to_grid(samples, side)
