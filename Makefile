@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip install --disable-pip-version-check -q
 DATA   ?= ../shared/datasets
 
-.PHONY: serve ncnn-models test lint format bench weights train-sr train-denoise finetune-denoise train-realworld train-style export-all export-styles ablate-gan export-gan eval eval-realworld mutate clean
+.PHONY: serve ncnn-models test lint format bench weights train-sr train-denoise finetune-denoise train-realworld train-style export-all export-styles train-gan-digits train-gan-faces ablate-gan export-gan eval eval-realworld mutate clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -91,16 +91,22 @@ export-styles: weights  ## one model per painting + any-style: measured against 
 
 GAN_CONFIGS := training/configs/gan
 
+train-gan-digits: weights  ## the shipped gen-digits recipe (3,000 steps, about 15 min on 2 CPU cores), resumable
+	$(BIN)/python -m training --data-root $(DATA) train-gan --config $(GAN_CONFIGS)/digits.toml --out runs/gen-digits --resume auto
+
+train-gan-faces: weights  ## gen-faces (32 -> 128 px with DiffAugment; GPU recommended), resumable
+	$(BIN)/python -m training --data-root $(DATA) train-gan --config $(GAN_CONFIGS)/faces.toml --out runs/gen-faces --resume auto
+
 ablate-gan: weights  ## the ablations: digits with each loss; faces with and without DiffAugment (GPU recommended)
 	$(BIN)/python -m training --data-root $(DATA) ablate --config $(GAN_CONFIGS)/digits.toml \
 		--vary 'loss="bce"|"lsgan"|"wgan-gp"|"hinge"' --jobs 2
 	$(BIN)/python -m training --data-root $(DATA) ablate --config $(GAN_CONFIGS)/faces.toml \
 		--vary 'diffaugment=[]|["color","translation","cutout"]' --jobs 2
 
-export-gan: weights  ## ship the hinge digits and the DiffAugment faces runs of the ablations, measured, with sample grids
-	$(BIN)/python -m training --data-root $(DATA) export --checkpoint runs/gen-digits-loss-3/best.pt --id gen-digits \
+export-gan: weights  ## ship the digits and faces runs, measured, with sample grids
+	$(BIN)/python -m training --data-root $(DATA) export --checkpoint runs/gen-digits/best.pt --id gen-digits \
 		--default --grid docs/images/gen-digits.png
-	$(BIN)/python -m training --data-root $(DATA) export --checkpoint runs/gen-faces-diffaugment-1/best.pt \
+	$(BIN)/python -m training --data-root $(DATA) export --checkpoint runs/gen-faces/best.pt \
 		--id gen-faces --grid docs/images/gen-faces.png
 
 export-all: $(VENV)/.dev  ## export, check parity, evaluate against the baselines and write the cards
