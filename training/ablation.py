@@ -27,8 +27,6 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-import torch
-
 from training.checkpoint import Checkpoint
 from training.config import GanConfig, parse_value
 from training.gan_eval import evaluate_generator, torch_sampler
@@ -68,13 +66,15 @@ def ablate(
                 pool.submit(_train_variant, cfg, data_root, run, device, command)
                 for cfg, run in zip(variants, runs, strict=True)
             ]
-            for future in done:
-                future.result()
+            bests = [future.result() for future in done]
+    else:
+        bests = [
+            _train_variant(cfg, data_root, run, device, command, progress=True)
+            for cfg, run in zip(variants, runs, strict=True)
+        ]
     rows: list[dict[str, object]] = []
-    for value, cfg, run in zip(values, variants, runs, strict=True):
-        log.info("ablation %s: %s = %s", cfg.name, key, value)
-        best = _train_variant(cfg, data_root, run, device, command, progress=jobs == 1)
-        torch.set_num_threads(os.cpu_count() or 1)  # measuring runs one variant at a time: every core
+    for value, best in zip(values, bests, strict=True):
+        log.info("ablation: measuring %s = %s", key, value)
         ckpt = Checkpoint.load(best)
         quality = evaluate_generator(torch_sampler(ckpt.generator()), ckpt.config, data_root, generated)
         row: dict[str, object] = {
