@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip install --disable-pip-version-check -q
 DATA   ?= ../shared/datasets
 
-.PHONY: serve ncnn-models test lint format bench weights train-sr train-denoise finetune-denoise train-realworld train-style export-all export-styles train-gan-digits train-gan-faces ablate-gan export-gan eval eval-realworld mutate clean
+.PHONY: serve ncnn-models test lint format bench weights train-sr train-denoise finetune-denoise train-realworld distill-realworld train-style export-all export-styles train-gan-digits train-gan-faces ablate-gan export-gan eval eval-realworld mutate clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -78,6 +78,10 @@ train-realworld: $(VENV)/.dev  ## real-world x4: PSNR stage from sr-compact-x4, 
 	$(BIN)/python -m training --data-root $(DATA) train --config training/configs/sr_realworld_x4_psnr.toml
 	$(BIN)/python -m training --data-root $(DATA) train --config training/configs/sr_realworld_x4_gan.toml
 
+distill-realworld: $(VENV)/.dev ncnn-models  ## real-world x4 distilled from x4plus (resumable; MINUTES=85 on 2 CPU cores)
+	$(BIN)/python -m training --data-root $(DATA) train --config training/configs/sr_realworld_x4_distill.toml \
+		--set max_minutes=$(or $(MINUTES),85) --out runs/sr-realworld-x4-distill --resume auto
+
 STYLE_CONFIGS := training/configs/styles
 
 train-style: weights  ## the style-transfer models (GPU recommended; resumable: re-run after an interruption)
@@ -113,7 +117,7 @@ export-all: $(VENV)/.dev  ## export, check parity, evaluate against the baseline
 	$(BIN)/python -m training --data-root $(DATA) export --checkpoint runs/sr-compact-x4/best.pt --id sr-compact-x4 --default
 	$(BIN)/python -m training --data-root $(DATA) export --checkpoint runs/sr-compact-x2/best.pt --id sr-compact-x2 --default
 	$(BIN)/python -m training --data-root $(DATA) export --checkpoint runs/denoise-unet-control/last.pt --id denoise-unet --default
-	$(BIN)/python -m training --data-root $(DATA) export --checkpoint runs/sr-realworld-x4/best.pt --id sr-realworld-x4 \
+	$(BIN)/python -m training --data-root $(DATA) export --checkpoint runs/sr-realworld-x4-distill/best.pt --id sr-realworld-x4 \
 		--variant real-world --grid docs/images/sr-realworld-x4.jpg
 
 eval: $(VENV)/.dev  ## re-measure every shipped model and rewrite its card's quality block

@@ -72,14 +72,20 @@ class TrainConfig(_TomlConfig):
     betas: tuple[float, float] = (0.9, 0.99)
     loss: str = "l1"  # l1 | charbonnier
     init_from: str = ""  # a checkpoint whose generator weights start this run (ESRGAN's second stage)
-    # GAN stage (stage = "gan"): generator loss = pixel + perceptual + gan terms
-    stage: str = "psnr"  # psnr | gan
+    # distillation: a model card whose outputs on the (degraded) inputs are the targets, not the HR
+    teacher: str = ""
+    teacher_pool: int = 1024  # input / teacher-output pairs kept in memory, made at the start of the run
+    teacher_refresh: int = 2  # pairs replaced by fresh degradations after every step
+    # GAN stage (stage = "gan"): generator loss = pixel + perceptual + gan terms;
+    # perceptual stage: pixel + perceptual terms, no discriminator (distillation)
+    stage: str = "psnr"  # psnr | gan | perceptual
     gan_type: str = "ragan"  # vanilla | lsgan | hinge | wgan-gp | ragan
     discriminator: str = "UNetDiscriminatorSN"  # or VGGStyleDiscriminator (input = hr_patch, 128 or 256)
     discriminator_args: dict[str, Any] = field(default_factory=dict)
     d_lr: float = 1e-4
     pixel_weight: float = 1.0
     perceptual_weight: float = 1.0
+    perceptual_batch: int = 0  # samples of each batch the perceptual term sees (0 = all)
     perceptual_net: str = "vgg16"  # vgg16 (ImageNet, from `weights fetch`) | vgg19 (a local file, below)
     perceptual_layers: dict[str, float] = field(default_factory=dict)  # {} = the net's (losses.PERCEPTUAL_LAYERS)
     perceptual_weights: str = ""  # vgg19: local weights file (torchvision's vgg19-dcbedf0e.pth)
@@ -97,7 +103,7 @@ class TrainConfig(_TomlConfig):
         _one_of("scale", self.scale, (1, 2, 4))
         _one_of("loss", self.loss, ("l1", "charbonnier"))
         _one_of("degradation", self.degradation, ("bicubic", "realesrgan", "noise"))
-        _one_of("stage", self.stage, ("psnr", "gan"))
+        _one_of("stage", self.stage, ("psnr", "gan", "perceptual"))
         _one_of("optimizer", self.optimizer, ("adam", "rmsprop"))
         _one_of("perceptual_fallback", self.perceptual_fallback, ("refuse", "random"))
         _one_of("perceptual_net", self.perceptual_net, ("vgg16", "vgg19"))
@@ -105,6 +111,10 @@ class TrainConfig(_TomlConfig):
             raise ValueError("val_every must be positive")
         if self.degradation == "noise" and self.scale != 1:
             raise ValueError("denoising models have scale = 1")
+        if self.teacher and self.degradation == "noise":
+            raise ValueError("teacher (distillation) is for super-resolution models")
+        if self.teacher and not (0 <= self.teacher_refresh <= self.teacher_pool):
+            raise ValueError("teacher_refresh must be between 0 and teacher_pool")
 
 
 @dataclass

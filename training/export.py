@@ -190,13 +190,17 @@ def describe_losses(cfg: dict[str, object], perceptual: str) -> str:
             f"{len(cfg.get('styles', []))} paintings at once (a conditional instance norm each), exported per painting"
         )
     pixel = {"l1": "L1", "charbonnier": "Charbonnier"}.get(str(cfg.get("loss", "l1")), str(cfg.get("loss", "")))
-    if cfg.get("stage", "psnr") != "gan":
-        return pixel
+    stage = cfg.get("stage", "psnr")
+    target = f" to the outputs of {cfg['teacher']} (distillation)" if cfg.get("teacher") else ""
+    if stage == "psnr":
+        return pixel + target
     parts = [f"{cfg.get('pixel_weight', 1.0)} x {pixel}"]
     if cfg.get("perceptual_weight"):
-        parts.append(f"{cfg['perceptual_weight']} x perceptual ({perceptual})")
-    parts.append(f"{cfg.get('gan_weight')} x {cfg.get('gan_type')} GAN ({cfg.get('discriminator')})")
-    return " + ".join(parts) + f"; generator initialised from {cfg.get('init_from') or 'scratch'}"
+        share = f", {cfg['perceptual_batch']} samples per batch" if cfg.get("perceptual_batch") else ""
+        parts.append(f"{cfg['perceptual_weight']} x perceptual ({perceptual}{share})")
+    if stage == "gan":
+        parts.append(f"{cfg.get('gan_weight')} x {cfg.get('gan_type')} GAN ({cfg.get('discriminator')})")
+    return " + ".join(parts) + target + f"; generator initialised from {cfg.get('init_from') or 'scratch'}"
 
 
 def _output_shape(arch: ArchSpec) -> list[int]:

@@ -7,7 +7,7 @@ Inputs are made four ways from each HR image of the sets (cropped to a multiple 
 scale):
 
 - ``realesrgan-moderate``: Real-ESRGAN's second-order pipeline (``training.degradations``)
-  with ``MODERATE``, the ranges ``sr-realworld-x4`` trains on; image i of a set from
+  with ``MODERATE``, web photos (the ranges of ``sr-realworld-x4``'s GAN recipe); image i of a set from
   seed 1000 + i (``training.evaluate.degrade_sets``);
 - ``realesrgan-strong``: the same pipeline and seeds with Real-ESRGAN's published ranges
   (the inputs of x4plus's ``real_world_degradation`` figures; ``sr-realworld-x4``'s are on
@@ -47,7 +47,7 @@ from training.style_data import to_batch, to_image
 
 Sets = dict[str, list[SRPair]]
 
-# training/configs/sr_realworld_x4_*.toml: web photos (blur, sensor noise, JPEG), not worst cases
+# training/configs/sr_realworld_x4_{psnr,gan}.toml: web photos (blur, sensor noise, JPEG), not worst cases
 MODERATE: dict[str, Any] = {
     "blur_sigma": [[0.2, 1.5], [0.2, 1.0]],
     "sinc_prob": [0.05, 0.05],
@@ -89,7 +89,7 @@ def _jpeg(quality: int) -> Setting:
 
 
 SETTINGS = [
-    _realesrgan("realesrgan-moderate", MODERATE, "the ranges sr-realworld-x4 trains on"),
+    _realesrgan("realesrgan-moderate", MODERATE, "moderate ranges (web photos: mild blur, noise, JPEG 50-95)"),
     _realesrgan("realesrgan-strong", {}, "Real-ESRGAN's published ranges"),
     _jpeg(50),
     _jpeg(30),

@@ -5,28 +5,41 @@
 | bicubic      | MATLAB-bicubic LR (precomputed)          | HR     | Y-PSNR vs HR              |
 | realesrgan   | second-order degraded LR (on the fly)    | HR     | Y-PSNR on fixed-seed LR   |
 | noise        | noisy RGB + level channel (on the fly)   | clean  | RGB PSNR at sigma 25      |
+
+With ``teacher`` (distillation) the inputs are made as above and the targets are what
+the teacher, a served model, makes of them; validation scores Y-PSNR against the
+teacher's output on the validation inputs (how closely the student follows it).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import logging
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 import torch
 from torch import nn
+from tqdm import tqdm
 
 from training import degradations
 from training.archs.unet import LEVEL_SCALE
 from training.config import TrainConfig
-from training.data import PatchSampler, SRPair, list_images, load_rgb, make_sr_pairs, realworld_pair
+from training.data import PatchSampler, SRPair, augment, list_images, load_rgb, make_sr_pairs, realworld_pair
 from training.imresize import imresize, modcrop
 from training.metrics import crop_border, psnr, y_channel
 from training.plots import centre_crop
 
 Batch = tuple[torch.Tensor, torch.Tensor]
+log = logging.getLogger("training")
+
 REALWORLD_SEED = 1000  # validation and evaluation degrade image i with seed REALWORLD_SEED + i
+TEACHER_MARGIN = 8  # LR pixels around each pool patch that the teacher sees and the student does not
+TEACHER_CHUNK = 8  # pool patches per teacher run
 
 
 class Source(Protocol):
@@ -106,6 +119,108 @@ class NoiseSource:
         return degradations.level_map(noisy, told, blind, LEVEL_SCALE), target
 
 
+Teacher = Callable[[np.ndarray], np.ndarray]  # (N, 3, h, w) float32 [0, 1] -> (N, 3, h*s, w*s) float32
+
+
+class TeacherSource:
+    """Distillation: inputs from another source, targets from the teacher run on them.
+
+    A teacher such as x4plus costs ~10x a student step per patch on a CPU, so a pool of
+    pairs is made at the start and ``refresh`` of them are replaced by fresh degradations
+    after every step. Each pool patch is cut from a larger input, ``TEACHER_MARGIN``
+    LR pixels wider on every side, so the targets show the teacher's output inside an
+    image, not its zero-padded border."""
+
+    def __init__(
+        self,
+        inner: Source,
+        teacher: Teacher,
+        scale: int,
+        pool: int,
+        refresh: int,
+        seed: int,
+        cache: Path | None = None,
+        cache_key: str = "",
+        device: torch.device | None = None,
+    ) -> None:
+        self.inner, self.teacher, self.scale, self.refresh = inner, teacher, scale, refresh
+        self.device = device or torch.device("cpu")  # the pool stays in host memory; batches go here
+        self.generator = torch.Generator().manual_seed(seed + 2)
+        cached = _load_pool(cache, cache_key) if cache is not None else None
+        if cached is not None:
+            self.inputs, self.targets = cached
+        else:
+            self.inputs, self.targets = self._make_pool(pool)
+            if cache is not None:
+                _save_pool(cache, cache_key, self.inputs, self.targets)
+        self.next = 0  # the oldest pair, replaced first
+
+    def _make_pool(self, pool: int) -> tuple[torch.Tensor, torch.Tensor]:
+        inputs, targets = [], []
+        with tqdm(total=pool, desc="teacher pool", unit="patch", dynamic_ncols=True, disable=None) as bar:
+            while len(inputs) < pool:
+                lr, target = self._fresh(min(TEACHER_CHUNK, pool - len(inputs)))
+                inputs.extend(lr)
+                targets.extend(target)
+                bar.update(lr.shape[0])
+        return torch.stack(inputs), torch.stack(targets)
+
+    def _fresh(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """n new pairs: inputs float, teacher outputs uint8 (what a served model returns)."""
+        lr, _ = self.inner.sample(n)
+        out = torch.from_numpy(self.teacher(lr.cpu().numpy().astype(np.float32)))
+        m, s = TEACHER_MARGIN, self.scale
+        target = out[..., m * s : out.shape[-2] - m * s, m * s : out.shape[-1] - m * s]
+        return lr[..., m:-m, m:-m].cpu(), target.clamp(0, 1).mul(255).round().byte()
+
+    def sample(self, batch_size: int) -> Batch:
+        picks = torch.randint(0, len(self.inputs), (batch_size,), generator=self.generator).tolist()
+        pairs = [augment(self.inputs[i], self.targets[i], generator=self.generator) for i in picks]
+        lr = torch.stack([a for a, _ in pairs]).to(self.device)
+        target = torch.stack([b for _, b in pairs]).to(self.device).float() / 255.0
+        if self.refresh:
+            lr_new, target_new = self._fresh(self.refresh)
+            for k in range(self.refresh):
+                self.inputs[self.next], self.targets[self.next] = lr_new[k], target_new[k]
+                self.next = (self.next + 1) % len(self.inputs)
+        return lr, target
+
+
+def _load_pool(path: Path, key: str) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """The pool a run made before (a resumed run skips the teacher's minutes), if it was
+    made by the same teacher file from the same data and settings."""
+    if not path.exists():
+        return None
+    saved = torch.load(path, map_location="cpu", weights_only=True)
+    if saved.get("key") != key:
+        log.info("teacher pool %s was made with other settings: making a new one", path)
+        return None
+    log.info("teacher pool loaded from %s (%d pairs)", path, len(saved["inputs"]))
+    return saved["inputs"], saved["targets"]
+
+
+def _save_pool(path: Path, key: str, inputs: torch.Tensor, targets: torch.Tensor) -> None:
+    partial = path.with_suffix(".partial")
+    torch.save({"key": key, "inputs": inputs, "targets": targets}, partial)
+    partial.replace(path)
+
+
+def teacher_from_card(card_path: Path) -> Teacher:
+    """A shipped model run as the worker runs it (its checksum checked), on whole batches."""
+    from training.evaluate import served
+
+    model, _ = served(card_path)
+    return lambda batch: model(batch)
+
+
+def teacher_targets(pairs: list[SRPair], card_path: Path) -> list[SRPair]:
+    """The same inputs with the teacher's outputs, through the worker's pipeline, as targets."""
+    from training.evaluate import pipeline_upscaler
+
+    upscale = pipeline_upscaler(card_path)
+    return [SRPair(p.name, upscale(p.lr), p.lr) for p in pairs]
+
+
 # -- validation --------------------------------------------------------------------
 
 Runner = Callable[[torch.Tensor], torch.Tensor]
@@ -131,6 +246,7 @@ class SRValidator:
     """Y-PSNR against HR; LR from MATLAB bicubic, or a fixed-seed Real-ESRGAN degradation."""
 
     baseline_name = "bicubic"
+    target_name = "ground truth"
 
     def __init__(self, cfg: TrainConfig, paths: list[Path], device: torch.device, multiple: int) -> None:
         self.scale, self.device, self.multiple = cfg.scale, device, multiple
@@ -139,6 +255,9 @@ class SRValidator:
             self.pairs = [
                 realworld_pair(p, cfg.scale, REALWORLD_SEED + i, cfg.degradation_args) for i, p in enumerate(self.pairs)
             ]
+        if cfg.teacher:
+            self.pairs = teacher_targets(self.pairs, Path(cfg.teacher))
+            self.target_name = "teacher"
 
     def _psnr(self, sr: np.ndarray, pair: SRPair) -> float:
         return psnr(crop_border(y_channel(sr), self.scale), crop_border(y_channel(pair.hr), self.scale))
@@ -159,7 +278,7 @@ class SRValidator:
             ]
             for p in self.pairs[:count]
         ]
-        return rows, ["bicubic", "model", "ground truth"]
+        return rows, ["bicubic", "model", self.target_name]
 
 
 class DenoiseValidator:
@@ -205,7 +324,10 @@ class DenoiseValidator:
 SOURCES = {"bicubic": BicubicSource, "realesrgan": RealESRGANSource, "noise": NoiseSource}
 
 
-def build(cfg: TrainConfig, data_root: Path, device: torch.device, multiple: int) -> tuple[Source, Validator]:
+def build(
+    cfg: TrainConfig, data_root: Path, device: torch.device, multiple: int, run_dir: Path | None = None
+) -> tuple[Source, Validator]:
+    """The run's training source and validator; a teacher's pool is kept in ``run_dir``."""
     train_paths = list_images([data_root / s for s in cfg.train_sets])
     if cfg.val_sets:
         val_paths = list_images([data_root / s for s in cfg.val_sets])
@@ -214,7 +336,34 @@ def build(cfg: TrainConfig, data_root: Path, device: torch.device, multiple: int
         cut = max(1, int(len(train_paths) * cfg.val_split))
         val_paths = [train_paths[i] for i in order[:cut]]
         train_paths = [train_paths[i] for i in order[cut:]]
-    source = SOURCES[cfg.degradation](cfg, train_paths, device)
+    if cfg.teacher:
+        side = (cfg.hr_patch // cfg.scale if cfg.hr_patch else cfg.lr_patch) + 2 * TEACHER_MARGIN
+        wider = replace(cfg, lr_patch=side, hr_patch=side * cfg.scale)
+        key = json.dumps(
+            [
+                hashlib.sha256(Path(cfg.teacher).read_bytes()).hexdigest(),  # the card names the ONNX file's hash
+                cfg.teacher_pool,
+                side,
+                cfg.scale,
+                cfg.seed,
+                cfg.degradation,
+                cfg.degradation_args,
+                [str(p) for p in train_paths],
+            ]
+        )
+        source: Source = TeacherSource(
+            SOURCES[cfg.degradation](wider, train_paths, device),
+            teacher_from_card(Path(cfg.teacher)),
+            cfg.scale,
+            cfg.teacher_pool,
+            cfg.teacher_refresh,
+            cfg.seed,
+            run_dir / "teacher-pool.pt" if run_dir is not None else None,
+            key,
+            device,
+        )
+    else:
+        source = SOURCES[cfg.degradation](cfg, train_paths, device)
     validator: Validator = (DenoiseValidator if cfg.degradation == "noise" else SRValidator)(
         cfg, val_paths, device, multiple
     )

@@ -7,6 +7,9 @@
   loss adds the perceptual and adversarial terms and a discriminator trains beside
   it. PSNR is logged but does not pick the checkpoint (GANs trade PSNR for detail):
   ``best.pt`` is the latest validation.
+- ``stage = "perceptual"``: pixel and perceptual terms, no discriminator, the best
+  validation kept as in the PSNR stage: for distillation (``teacher``), where the
+  targets already carry the texture a GAN decided on.
 
 Both: Adam or RMSprop, a cosine learning rate over a step or time budget, EMA of the
 generator (``params_ema``), resume from ``last.pt``, curves and sample grids as PNG
@@ -53,8 +56,16 @@ def overfitting(history: list[dict[str, Any]], window: int = 3) -> bool:
     return bool(new["train_psnr"] - old["train_psnr"] > 0.1 and old["val_psnr"] - new["val_psnr"] > 0.05)
 
 
+def perceptual_term(cfg: TrainConfig, device: torch.device) -> PerceptualLoss | None:
+    """The perceptual loss of the GAN and perceptual stages (None in the PSNR stage, or at weight 0)."""
+    if cfg.stage == "psnr" or not cfg.perceptual_weight:
+        return None
+    weights = Path(cfg.perceptual_weights) if cfg.perceptual_weights else None
+    return PerceptualLoss(cfg.perceptual_layers, weights, cfg.perceptual_fallback, cfg.perceptual_net).to(device)
+
+
 class Adversary:
-    """The GAN stage's discriminator, its optimiser and the generator's extra losses."""
+    """The GAN stage's discriminator, its optimiser and the generator's adversarial loss."""
 
     def __init__(self, cfg: TrainConfig, device: torch.device) -> None:
         self.cfg = cfg
@@ -63,24 +74,14 @@ class Adversary:
             args.setdefault("input_size", cfg.hr_patch or cfg.lr_patch * cfg.scale)
         self.disc = archs.build_discriminator(cfg.discriminator, args).to(device)
         self.opt = make_optimizer(cfg.optimizer, self.disc.parameters(), cfg.d_lr, cfg.betas)
-        weights = Path(cfg.perceptual_weights) if cfg.perceptual_weights else None
-        self.perceptual = (
-            PerceptualLoss(cfg.perceptual_layers, weights, cfg.perceptual_fallback, cfg.perceptual_net).to(device)
-            if cfg.perceptual_weight
-            else None
-        )
-        self.perceptual_source = self.perceptual.source if self.perceptual else "none"
 
-    def generator_terms(self, pred: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
-        terms: dict[str, torch.Tensor] = {}
-        if self.perceptual is not None:
-            terms["perceptual"] = self.cfg.perceptual_weight * self.perceptual(pred, target)
+    def generator_term(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         self.disc.requires_grad_(False)
         fake = self.disc(pred)
         real = self.disc(target) if self.cfg.gan_type == "ragan" else fake
-        terms["gan"] = self.cfg.gan_weight * generator_loss(self.cfg.gan_type, real, fake)
+        term = self.cfg.gan_weight * generator_loss(self.cfg.gan_type, real, fake)
         self.disc.requires_grad_(True)
-        return terms
+        return term
 
     def step(self, pred: torch.Tensor, target: torch.Tensor) -> float:
         real, fake = self.disc(target), self.disc(pred.detach())
@@ -107,7 +108,7 @@ class SRRun:
     """The model, its EMA, optimiser, adversary, data and validator of one run, and what
     it has done so far (step, history, best)."""
 
-    def __init__(self, cfg: TrainConfig, data_root: Path, dev: torch.device, command: str) -> None:
+    def __init__(self, cfg: TrainConfig, data_root: Path, dev: torch.device, command: str, cache: Path) -> None:
         self.cfg, self.dev, self.command = cfg, dev, command
         self.arch = ArchSpec(cfg.arch, archs.full_args(cfg.arch, cfg.arch_args, cfg.scale))
         self.model = self.arch.build().to(dev)
@@ -116,8 +117,9 @@ class SRRun:
             log.info("generator initialised from %s", cfg.init_from)
         self.ema = EMA(self.model, cfg.ema_decay)
         self.opt = make_optimizer(cfg.optimizer, self.model.parameters(), cfg.lr, cfg.betas)
+        self.perceptual = perceptual_term(cfg, dev)
         self.adversary = Adversary(cfg, dev) if cfg.stage == "gan" else None
-        self.source, self.validator = sources.build(cfg, data_root, dev, self.arch.size_multiple)
+        self.source, self.validator = sources.build(cfg, data_root, dev, self.arch.size_multiple, cache)
         self.baseline = self.validator.baseline()
         self.step, self.elapsed_before = 0, 0.0
         self.history: list[dict[str, float]] = []
@@ -148,7 +150,7 @@ class SRRun:
             best=self.best,
             command=self.command,
             device=str(self.dev),
-            perceptual=adversary.perceptual_source if adversary else "none",
+            perceptual=self.perceptual.source if self.perceptual else "none",
             optimizer=self.opt.state_dict() if with_optimizer else None,
             discriminator=adversary.disc.state_dict() if with_optimizer and adversary else None,
             optimizer_d=adversary.opt.state_dict() if with_optimizer and adversary else None,
@@ -169,8 +171,12 @@ class SRRun:
             pred = self.model(inp)
         pred = pred.float()
         terms = {"pixel": cfg.pixel_weight * pixel_loss(cfg.loss, pred, target)}
+        if self.perceptual is not None:
+            # VGG features cost ~10x a compact generator's step: perceptual_batch can limit them
+            k = cfg.perceptual_batch or len(pred)
+            terms["perceptual"] = cfg.perceptual_weight * self.perceptual(pred[:k], target[:k])
         if self.adversary is not None:
-            terms.update(self.adversary.generator_terms(pred, target))
+            terms["gan"] = self.adversary.generator_term(pred, target)
         loss = sum(terms.values(), torch.zeros((), device=dev))
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -231,7 +237,7 @@ def train(
 ) -> Path:
     """Train; returns ``best.pt`` (see the module docstring for what "best" means)."""
     dev = start_run(cfg.to_dict(), out_dir, device, cfg.seed, 0)
-    run = SRRun(cfg, data_root, dev, command)
+    run = SRRun(cfg, data_root, dev, command, out_dir)
     log.info(
         "%s: %s params on %s; validation baseline (%s) %.3f dB",
         cfg.name,
@@ -265,7 +271,7 @@ def train(
                 "train PSNR keeps rising while validation PSNR falls: the model is overfitting; "
                 "add data or augmentation, or stop earlier"
             )
-        if cfg.patience and cfg.stage == "psnr" and stale >= cfg.patience:
+        if cfg.patience and cfg.stage != "gan" and stale >= cfg.patience:
             log.info("early stop at step %d: no validation gain for %d validations", run.step, stale)
             break
     bar.close()
