@@ -115,3 +115,10 @@ def test_a_student_trains_against_a_shipped_teacher(folder: Path, tmp_path: Path
     assert all(h["perceptual"] > 0 for h in history) and "gan" not in history[0]
     # the student (4 features, 2 steps) is far from the teacher: validation measures that gap
     assert all(np.isfinite(h["val_psnr"]) and h["val_psnr"] < 60 for h in history)
+
+
+def test_every_sr_config_parses_and_the_distill_config_names_shipped_cards() -> None:
+    configs = sorted((ROOT / "training" / "configs").glob("*.toml"))
+    parsed = {path.stem: TrainConfig.from_toml(path) for path in configs}
+    distill = parsed["sr_realworld_x4_distill"]
+    assert (ROOT / distill.teacher).exists() and (ROOT / distill.init_from).exists()
