@@ -94,11 +94,15 @@ def load_sets(data_root: Path, names: list[str], scale: int) -> dict[str, list[S
 
 def pipeline_upscaler(card_path: Path) -> Upscaler:
     """A shipped super-resolve model through the worker's pipeline, as the API runs it."""
+    return served_upscaler(*served(card_path))
+
+
+def served_upscaler(model: Any, tiles: Any) -> Upscaler:
+    """A model ``served`` loaded, through the worker's pipeline (tiles and all)."""
     from imgenhance.params import SuperResolveParams
     from worker.codec import Picture
     from worker.pipelines import run_local
 
-    model, tiles = served(card_path)
     params = SuperResolveParams(model=model.card.id, scale=model.card.scale, output_format="png")  # type: ignore[arg-type]
 
     def run(lr: np.ndarray) -> np.ndarray:

@@ -205,22 +205,6 @@ def _save_pool(path: Path, key: str, inputs: torch.Tensor, targets: torch.Tensor
     partial.replace(path)
 
 
-def teacher_from_card(card_path: Path) -> Teacher:
-    """A shipped model run as the worker runs it (its checksum checked), on whole batches."""
-    from training.evaluate import served
-
-    model, _ = served(card_path)
-    return lambda batch: model(batch)
-
-
-def teacher_targets(pairs: list[SRPair], card_path: Path) -> list[SRPair]:
-    """The same inputs with the teacher's outputs, through the worker's pipeline, as targets."""
-    from training.evaluate import pipeline_upscaler
-
-    upscale = pipeline_upscaler(card_path)
-    return [SRPair(p.name, upscale(p.lr), p.lr) for p in pairs]
-
-
 # -- validation --------------------------------------------------------------------
 
 Runner = Callable[[torch.Tensor], torch.Tensor]
@@ -248,15 +232,23 @@ class SRValidator:
     baseline_name = "bicubic"
     target_name = "ground truth"
 
-    def __init__(self, cfg: TrainConfig, paths: list[Path], device: torch.device, multiple: int) -> None:
+    def __init__(
+        self,
+        cfg: TrainConfig,
+        paths: list[Path],
+        device: torch.device,
+        multiple: int,
+        teacher: Callable[[np.ndarray], np.ndarray] | None = None,
+    ) -> None:
+        """``teacher`` (uint8 LR -> uint8 SR, as served): its outputs replace the HR as targets."""
         self.scale, self.device, self.multiple = cfg.scale, device, multiple
         self.pairs = make_sr_pairs(paths, cfg.scale)
         if cfg.degradation == "realesrgan":
             self.pairs = [
                 realworld_pair(p, cfg.scale, REALWORLD_SEED + i, cfg.degradation_args) for i, p in enumerate(self.pairs)
             ]
-        if cfg.teacher:
-            self.pairs = teacher_targets(self.pairs, Path(cfg.teacher))
+        if teacher is not None:
+            self.pairs = [SRPair(p.name, teacher(p.lr), p.lr) for p in self.pairs]
             self.target_name = "teacher"
 
     def _psnr(self, sr: np.ndarray, pair: SRPair) -> float:
@@ -336,7 +328,11 @@ def build(
         cut = max(1, int(len(train_paths) * cfg.val_split))
         val_paths = [train_paths[i] for i in order[:cut]]
         train_paths = [train_paths[i] for i in order[cut:]]
+    validator: Validator
     if cfg.teacher:
+        from training.evaluate import served, served_upscaler
+
+        model, tiles = served(Path(cfg.teacher))  # the worker's runtime, the file's checksum checked
         side = (cfg.hr_patch // cfg.scale if cfg.hr_patch else cfg.lr_patch) + 2 * TEACHER_MARGIN
         wider = replace(cfg, lr_patch=side, hr_patch=side * cfg.scale)
         key = json.dumps(
@@ -353,7 +349,7 @@ def build(
         )
         source: Source = TeacherSource(
             SOURCES[cfg.degradation](wider, train_paths, device),
-            teacher_from_card(Path(cfg.teacher)),
+            model,
             cfg.scale,
             cfg.teacher_pool,
             cfg.teacher_refresh,
@@ -362,9 +358,8 @@ def build(
             key,
             device,
         )
+        validator = SRValidator(cfg, val_paths, device, multiple, served_upscaler(model, tiles))
     else:
         source = SOURCES[cfg.degradation](cfg, train_paths, device)
-    validator: Validator = (DenoiseValidator if cfg.degradation == "noise" else SRValidator)(
-        cfg, val_paths, device, multiple
-    )
+        validator = (DenoiseValidator if cfg.degradation == "noise" else SRValidator)(cfg, val_paths, device, multiple)
     return source, validator

@@ -108,7 +108,7 @@ class SRRun:
     """The model, its EMA, optimiser, adversary, data and validator of one run, and what
     it has done so far (step, history, best)."""
 
-    def __init__(self, cfg: TrainConfig, data_root: Path, dev: torch.device, command: str, cache: Path) -> None:
+    def __init__(self, cfg: TrainConfig, data_root: Path, dev: torch.device, command: str, run_dir: Path) -> None:
         self.cfg, self.dev, self.command = cfg, dev, command
         self.arch = ArchSpec(cfg.arch, archs.full_args(cfg.arch, cfg.arch_args, cfg.scale))
         self.model = self.arch.build().to(dev)
@@ -119,7 +119,7 @@ class SRRun:
         self.opt = make_optimizer(cfg.optimizer, self.model.parameters(), cfg.lr, cfg.betas)
         self.perceptual = perceptual_term(cfg, dev)
         self.adversary = Adversary(cfg, dev) if cfg.stage == "gan" else None
-        self.source, self.validator = sources.build(cfg, data_root, dev, self.arch.size_multiple, cache)
+        self.source, self.validator = sources.build(cfg, data_root, dev, self.arch.size_multiple, run_dir)
         self.baseline = self.validator.baseline()
         self.step, self.elapsed_before = 0, 0.0
         self.history: list[dict[str, float]] = []
