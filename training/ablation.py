@@ -8,7 +8,8 @@
 Every variant keeps the seed, the data, the steps and every other setting; its run
 goes to ``<out>/<name>-<key>-<n>`` (resumable), is measured with ``training.gan_eval``
 from its EMA generator in PyTorch, and the table (Markdown) and figures (JSON) are
-written to ``<out>/<name>-ablation-<key>.md`` / ``.json`` and printed.
+written to ``<out>/<name>-ablation-<key>.md`` / ``.json`` and printed; the variants' last
+sample grids, side by side, to ``<out>/<name>-ablation-<key>.png``.
 
 ``jobs`` > 1 trains that many variants at once in their own processes, the CPU's cores
 shared between them (a config's own ``threads`` wins): small networks use two cores
@@ -27,9 +28,13 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
+import numpy as np
+from PIL import Image
+
 from training.checkpoint import Checkpoint
 from training.config import GanConfig, parse_value
 from training.gan_eval import evaluate_generator, torch_sampler
+from training.plots import save_grid
 from training.train_gan import train_gan
 
 log = logging.getLogger("training")
@@ -93,7 +98,18 @@ def ablate(
     name = GanConfig.from_toml(config, overrides).name
     (out / f"{name}-ablation-{key}.md").write_text(table + "\n")
     (out / f"{name}-ablation-{key}.json").write_text(json.dumps(rows, indent=1))
+    titles = [f"{key} = {json.dumps(v)}, step {r['steps']}" for v, r in zip(values, rows, strict=True)]
+    save_samples_side_by_side(runs, titles, out / f"{name}-ablation-{key}.png")
     return rows
+
+
+def save_samples_side_by_side(runs: list[Path], titles: list[str], path: Path) -> None:
+    """Each run's last sample grid (the same fixed latents in every run), titled, in one row."""
+    pictures = []
+    for run in runs:
+        with Image.open(run / "samples.png") as im:
+            pictures.append(np.asarray(im.convert("RGB")))
+    save_grid([pictures], titles, path)
 
 
 def exit_with_parent(parent: int, every: float = 1.0) -> None:
@@ -108,12 +124,22 @@ def exit_with_parent(parent: int, every: float = 1.0) -> None:
     threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
+def label_logs(name: str) -> None:
+    """Prefix every log line with ``name``, replacing an earlier prefix: a worker trains
+    several variants in turn, and each line must name the run it is from."""
+    root = logging.getLogger()
+    if not root.handlers:
+        logging.basicConfig(level=logging.INFO)
+    for handler in root.handlers:
+        handler.setFormatter(logging.Formatter(f"%(asctime)s [{name}] %(message)s"))
+
+
 def _train_variant(
     cfg: GanConfig, data_root: Path, run: Path, device: str, command: str, progress: bool = False
 ) -> Path:
     """Train one variant, or resume it; a finished run returns its checkpoint at once."""
-    if not logging.getLogger().handlers:  # a spawned worker: say which run each line is from
-        logging.basicConfig(level=logging.INFO, format=f"%(asctime)s [{run.name}] %(message)s")
+    if multiprocessing.parent_process() is not None:  # a worker: say which run each line is from
+        label_logs(run.name)
     resume = run / "last.pt" if (run / "last.pt").exists() else None
     return train_gan(cfg, data_root, run, device, resume, command, progress=progress)
 

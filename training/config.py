@@ -209,6 +209,7 @@ class GanConfig(_TomlConfig):
     min_width: int = 32
     loss: str = "hinge"  # bce | lsgan | wgan-gp | hinge
     spectral_norm: bool = True  # on every discriminator layer
+    equalized_lr: bool = False  # ProGAN's equalised learning rate in G and D (training/archs/gan.py says why)
     gp_weight: float = 10.0  # wgan-gp
     r1_weight: float = 0.0  # R1 gradient penalty on real images (0 = off)
     cr_weight: float = 0.0  # consistency regularisation: D(x) ~ D(flip/translate(x)) on reals

@@ -224,10 +224,10 @@ def _generator_info(ckpt: Checkpoint) -> GeneratorInfo | None:
 
 def exportable(ckpt: Checkpoint) -> nn.Module:
     """The module whose graph ships: generators get their output mapped to [0, 1]."""
-    from training.archs.gan import ExportedGenerator, Generator
+    from training.archs.gan import ExportedGenerator, Generator, fold_scales
 
     model = ckpt.generator()
-    return ExportedGenerator(model).eval() if isinstance(model, Generator) else model
+    return ExportedGenerator(fold_scales(model)).eval() if isinstance(model, Generator) else model
 
 
 def model_io(ckpt: Checkpoint, jpeg_levels: dict[str, float] | None = None) -> ModelIO:

@@ -23,6 +23,10 @@ from training import archs
 def load_from_card(card_path: Path) -> nn.Module:
     card = read_card(card_path)
     model = archs.build(card.architecture.name, card.architecture.args).eval()
+    if card.architecture.name == "Generator":
+        from training.archs.gan import fold_scales
+
+        fold_scales(model)  # the graph holds equalised layers' weights already scaled
     graph = onnx.load(str(Path(card_path).parent / card.file)).graph
     # a generator ships inside ExportedGenerator, whose initialisers carry its attribute name
     weights = {init.name.removeprefix("generator."): numpy_helper.to_array(init) for init in graph.initializer}

@@ -45,6 +45,21 @@ def test_a_grid_of_64_digits_and_the_same_seed_gives_the_same_bytes(service: Ser
     assert first.content == again.content and first.content != other.content
 
 
+def test_faces_are_rgb_128_px_the_same_for_the_same_seed_and_take_no_class(
+    service: Service, generators: dict[str, dict[str, Any]]
+) -> None:
+    faces = generators["gen-faces"]["generator"]
+    assert faces["classes"] == [] and faces["resolution"] == 128 and faces["channels"] == 3
+    first, again = (generate(service, model="gen-faces", n=2, seed=3) for _ in range(2))
+    assert first.status_code == 200, first.text
+    picture = Image.open(io.BytesIO(first.content))
+    assert picture.size == (2 * 128 + 2, 128) and picture.mode == "RGB" and first.content == again.content
+    tiles = np.asarray(picture, np.float32)
+    assert np.abs(tiles[:, :128] - tiles[:, 130:]).mean() > 5  # two latents, two faces
+    r = generate(service, model="gen-faces", n=2, **{"class": 0})
+    assert r.status_code == 422 and "unconditional" in r.json()["detail"], r.text
+
+
 def test_a_class_by_name_or_index_draws_that_digit(service: Service) -> None:
     by_name = generate(service, model="gen-digits", n=4, seed=1, **{"class": "3"})
     by_index = generate(service, model="gen-digits", n=4, seed=1, **{"class": 3})

@@ -9,17 +9,27 @@ import struct
 from pathlib import Path
 
 import numpy as np
+import onnx
 import pytest
 import torch
+from PIL import Image
 
 from imgenhance.cards import GenerateQuality, read_card
 from training import pretrained
-from training.archs.gan import Discriminator, Generator
+from training.archs.gan import (
+    Discriminator,
+    EqualizedConv2d,
+    EqualizedLinear,
+    ExportedGenerator,
+    Generator,
+    _sn,
+    fold_scales,
+)
 from training.cli import main as train_cli
 from training.config import GanConfig
 from training.diffaugment import cutout, diff_augment, translation
 from training.fid import fid, kid
-from training.train_gan import diversity, schedule
+from training.train_gan import diversity, ema_decay, schedule
 
 INCEPTION = pytest.mark.skipif(
     not pretrained.INCEPTION_FID.cached.exists(), reason="run `python -m training weights fetch` (make test does)"
@@ -42,12 +52,74 @@ def test_an_image_depends_only_on_its_own_latent() -> None:
         torch.testing.assert_close(g(z)[:2], g(z[:2]))
 
 
+def test_equalized_layers_scale_unit_weights_by_he_and_leave_scale_to_spectral_norm() -> None:
+    conv, lin = EqualizedConv2d(4, 8, 3, padding=1, gain=2.0), EqualizedLinear(10, 3, gain=1.0)
+    assert abs(float(conv.weight.detach().std()) - 1) < 0.2 and not conv.bias.any()
+    x = torch.randn(2, 4, 5, 5)
+    expected = torch.nn.functional.conv2d(x, conv.weight.detach() * 2.0 / 6.0, conv.bias.detach(), padding=1)
+    with torch.no_grad():
+        torch.testing.assert_close(conv(x), expected)
+        v = torch.randn(2, 10)
+        torch.testing.assert_close(lin(v), v @ (lin.weight / 10**0.5).T)
+    normed = _sn(EqualizedConv2d(4, 8, 3, padding=1), True)
+    assert isinstance(normed, EqualizedConv2d) and normed.scale == 1.0
+
+
+def _relative_moves(g: Generator) -> list[float]:
+    """How far one Adam step moves each convolution's effective weights, relative to their size."""
+    layers = [m for m in g.modules() if isinstance(m, torch.nn.Conv2d)]
+
+    def effective(m: torch.nn.Conv2d) -> torch.Tensor:
+        return (m.weight * getattr(m, "scale", 1.0)).detach().clone()
+
+    before = [effective(m) for m in layers]
+    opt = torch.optim.Adam(g.parameters(), lr=1e-3, betas=(0.0, 0.99))
+    g(torch.randn(8, 16, generator=torch.Generator().manual_seed(0))).square().mean().backward()
+    opt.step()
+    used = [(m, b) for m, b in zip(layers, before, strict=True) if m.weight.grad is not None and m.weight.grad.any()]
+    return [float((effective(m) - b).norm() / b.norm()) for m, b in used]  # the lower levels' to_image are unused
+
+
+def test_equalized_lr_moves_every_layer_by_the_same_fraction_per_step() -> None:
+    torch.manual_seed(0)
+    equal = _relative_moves(Generator(32, 3, 16, width=128, min_width=8, equalized=True))
+    default = _relative_moves(Generator(32, 3, 16, width=128, min_width=8))
+    assert max(equal) / min(equal) < 1.5 and all(5e-4 < m < 2e-3 for m in equal)
+    assert max(default) / min(default) > 4  # the wide layers swing, the narrow ones barely move
+
+
+def test_an_equalized_generator_exports_with_its_scales_folded_in(tmp_path: Path) -> None:
+    import onnxruntime as ort
+
+    from training.export import GraphInput, export_onnx
+
+    g = ExportedGenerator(Generator(16, 3, 8, width=16, min_width=8, equalized=True)).eval()
+    z = torch.randn(3, 8, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        before = g(z).numpy()
+    fold_scales(g)
+    path = tmp_path / "g.onnx"
+    export_onnx(g, path, inputs=[GraphInput("latent", "latent", 8)])
+    (out,) = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"latent": z.numpy()})
+    np.testing.assert_allclose(out, before, atol=1e-5)
+    names = {init.name for init in onnx.load(str(path)).graph.initializer}
+    assert {"generator.head.weight", "generator.blocks.0.1.weight"} <= names  # what from_onnx reads back
+
+
 def test_progressive_schedule_fades_each_new_level_in_over_half_a_stage() -> None:
     cfg = GanConfig(name="x", resolution=32, progressive=[8, 16, 32], stage_steps=10)
     assert schedule(cfg, 0, 3) == (1, 1.0)
     assert schedule(cfg, 10, 3) == (2, 0.0) and schedule(cfg, 12, 3) == (2, 0.4) and schedule(cfg, 15, 3) == (2, 1.0)
     assert schedule(cfg, 99, 3) == (3, 1.0)
     assert schedule(GanConfig(name="y", resolution=32), 5, 3) == (3, 1.0)
+
+
+def test_the_ema_ramps_up_again_after_each_growth_only() -> None:
+    grow = GanConfig(name="x", resolution=32, progressive=[8, 16, 32], stage_steps=1000, ema_decay=0.999)
+    assert ema_decay(grow, 0) == ema_decay(grow, 999) == 0.999  # the first stage has no new layers
+    assert ema_decay(grow, 1000) == 0.1 and ema_decay(grow, 2000) == 0.1
+    assert 0.99 < ema_decay(grow, 1999) < 0.999 and ema_decay(grow, 2000 + 50_000) == 0.999
+    assert ema_decay(GanConfig(name="y", resolution=32, ema_decay=0.999), 5) == 0.999
 
 
 def test_translation_moves_the_picture_and_pads_with_zeros() -> None:
@@ -162,6 +234,19 @@ def test_every_loss_trains(digits: Path, tmp_path: Path, loss: str) -> None:
     assert (run / "samples.png").exists() and (run / "progress.gif").exists() and (run / "curves.png").exists()
 
 
+@pytest.mark.parametrize("spectral_norm", ["true", "false"])
+def test_equalized_lr_trains_with_and_without_spectral_norm(digits: Path, tmp_path: Path, spectral_norm: str) -> None:
+    lines = ["equalized_lr = true", f"spectral_norm = {spectral_norm}", "r1_weight = 0.2", "steps = 2"]
+    run = _train(digits, tmp_path, f"eq-{spectral_norm}", lines)
+    record = json.loads((run / "history.json").read_text())["history"][-1]
+    assert np.isfinite(record["d_loss"]) and np.isfinite(record["g_loss"])
+    from training.checkpoint import Checkpoint
+
+    arch = Checkpoint.load(run / "best.pt").arch
+    assert arch is not None and arch.args["equalized"] is True
+    assert isinstance(arch.build().head, EqualizedLinear)
+
+
 def test_progressive_diffaugment_resume_transfer_with_frozen_d_and_export(digits: Path, tmp_path: Path) -> None:
     grow = ["progressive = [8, 16, 32]", "stage_steps = 2", 'diffaugment = ["color", "translation", "cutout"]']
     run = _train(digits, tmp_path, "grow", [*grow, "steps = 4"])
@@ -224,6 +309,8 @@ def test_an_ablation_trains_its_variants_in_parallel_then_measures_each(digits: 
         run = json.loads((out / f"abl-loss-{i}" / "config.json").read_text())
         assert run["loss"] == loss and run["threads"] == max(1, (os.cpu_count() or 1) // 2)
     assert '| "bce" | 2 |' in (out / "abl-ablation-loss.md").read_text()
+    with Image.open(out / "abl-loss-0" / "samples.png") as one, Image.open(out / "abl-ablation-loss.png") as both:
+        assert both.width > 2 * one.width  # both variants, side by side
 
     from training.ablation import _train_variant
 
@@ -232,6 +319,27 @@ def test_an_ablation_trains_its_variants_in_parallel_then_measures_each(digits: 
     cfg = GanConfig.from_toml(config, ['loss="hinge"'])
     assert _train_variant(cfg, digits, run, "cpu", "again") == run / "best.pt"  # finished: not trained again
     assert (run / "last.pt").stat().st_mtime_ns == trained
+
+
+def test_a_worker_names_each_variant_it_trains_in_its_log_lines(capsys: pytest.CaptureFixture[str]) -> None:
+    import logging
+
+    from training.ablation import label_logs
+
+    root = logging.getLogger()
+    handler = logging.StreamHandler()
+    root.addHandler(handler)
+    formatters = [h.formatter for h in root.handlers]
+    try:
+        for run in ("v-0", "v-2"):
+            label_logs(run)
+            logging.getLogger("training").warning("step 250")
+    finally:
+        for h, f in zip(root.handlers, formatters, strict=True):
+            h.setFormatter(f)
+        root.removeHandler(handler)
+    err = capsys.readouterr().err
+    assert "[v-0] step 250" in err and "[v-2] step 250" in err
 
 
 def test_ablation_workers_exit_when_the_ablation_is_killed(tmp_path: Path) -> None:
