@@ -68,13 +68,18 @@ def build_discriminator(cfg: GanConfig) -> Discriminator:
     )
 
 
+def stage_at(cfg: GanConfig, step: int) -> tuple[int, int]:
+    """(growth stage, steps into it) of a progressive run at a generator step."""
+    stage = min(step // cfg.stage_steps, len(cfg.progressive) - 1)
+    return stage, step - stage * cfg.stage_steps
+
+
 def schedule(cfg: GanConfig, step: int, levels: int) -> tuple[int, float]:
     """(level, fade-in alpha) at a generator step."""
     if not cfg.progressive:
         return levels, 1.0
     first = levels - (len(cfg.progressive) - 1)
-    stage = min(step // cfg.stage_steps, len(cfg.progressive) - 1)
-    into = step - stage * cfg.stage_steps
+    stage, into = stage_at(cfg, step)
     alpha = 1.0 if stage == 0 else min(1.0, into / max(1, cfg.stage_steps // 2))
     return first + stage, alpha
 
@@ -86,9 +91,11 @@ def ema_decay(cfg: GanConfig, step: int) -> float:
     average of the 128-px layers was still a third their initial weights 1,000 steps in:
     measured on the faces, its images were purple (mean RGB 163/162/174) where the
     generator's own were the real images' colour (193/191/186 against 188/185/182)."""
-    if not cfg.progressive or step < cfg.stage_steps:
+    if not cfg.progressive:
         return cfg.ema_decay
-    into = step - min(step // cfg.stage_steps, len(cfg.progressive) - 1) * cfg.stage_steps
+    stage, into = stage_at(cfg, step)
+    if stage == 0:
+        return cfg.ema_decay
     return min(cfg.ema_decay, (1 + into) / (10 + into))
 
 
