@@ -32,10 +32,12 @@ ADAIN_STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
 
 
 def gram(feat: torch.Tensor) -> torch.Tensor:
-    """(N, C, H, W) -> (N, C, C), normalised by C x H x W."""
+    """(N, C, H, W) -> (N, C, C), normalised by C x H x W; in fp32 under autocast, since
+    the style loss is a small difference of sums over thousands of bf16 products."""
     n, c, h, w = feat.shape
-    f = feat.reshape(n, c, h * w)
-    return f @ f.transpose(1, 2) / (c * h * w)
+    with torch.autocast(feat.device.type, enabled=False):
+        f = feat.float().reshape(n, c, h * w)
+        return f @ f.transpose(1, 2) / (c * h * w)
 
 
 def total_variation(x: torch.Tensor) -> torch.Tensor:

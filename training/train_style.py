@@ -33,7 +33,7 @@ from training.archs.style import AdaINNet, ConditionalInstanceNorm, adain
 from training.checkpoint import ArchSpec, Checkpoint
 from training.config import StyleConfig
 from training.data import list_images, load_rgb
-from training.loop import Budget, cosine_lr, start_run
+from training.loop import Budget, bf16_autocast, cosine_lr, start_run
 from training.plots import save_grid, save_loss_curves, square_thumb
 from training.style_data import CropSampler, fit_longer_side, split_held_out, style_paths, to_batch, to_image
 from training.style_losses import GRAM_CONTENT_WEIGHT, GRAM_STYLE_WEIGHT, AdaINLoss, GramStyleLoss, StyleTerms
@@ -259,8 +259,9 @@ def train_style(
             break
         for group, scale in zip(opt.param_groups, lr_scales, strict=True):
             group["lr"] = cosine_lr(cfg.lr, cfg.lr_min, frac) * scale
-        terms = objective.terms(sampler.sample(cfg.batch_size, dev))
-        loss = terms.total(cfg.content_weight, cfg.style_weight, cfg.tv_weight)
+        with bf16_autocast(dev, cfg.amp):
+            terms = objective.terms(sampler.sample(cfg.batch_size, dev))
+            loss = terms.total(cfg.content_weight, cfg.style_weight, cfg.tv_weight)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

@@ -26,6 +26,14 @@ def test_gram_is_normalised_by_channels_and_pixels() -> None:
     np.testing.assert_allclose(gram(feat).numpy(), np.full((1, 2, 2), 12 / (2 * 12)))
 
 
+def test_gram_stays_fp32_under_bf16_autocast() -> None:
+    feat = torch.rand(2, 8, 16, 16) * 10
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        g = gram(feat.to(torch.bfloat16))
+    assert g.dtype == torch.float32
+    torch.testing.assert_close(g, gram(feat.to(torch.bfloat16).float()))
+
+
 def test_adain_gives_content_features_the_style_statistics() -> None:
     gen = torch.Generator().manual_seed(0)
     content, style = torch.rand(2, 5, 8, 8, generator=gen), torch.rand(2, 5, 6, 10, generator=gen) * 3 + 1
@@ -130,8 +138,10 @@ def test_named_styles_train_together_resume_export_one_model_each_and_are_measur
     assert [h["step"] for h in history] == [2]
     assert {"content", "style", "val_content", "val_style_stripes", "val_style_bars", "val_total"} <= set(history[0])
     assert (run / "curves.png").exists() and (run / "samples.png").exists() and (run / "best.pt").exists()
-    _train(style_data, tmp_path, lines, "named", ["--resume", "auto", "--set", "steps=4"])
-    assert [h["step"] for h in json.loads((run / "history.json").read_text())["history"]] == [2, 4]
+    # resumed in bf16 autocast (where this CPU lacks bf16 it says so and stays fp32)
+    _train(style_data, tmp_path, lines, "named", ["--resume", "auto", "--set", "steps=4", "--set", "amp=true"])
+    history = json.loads((run / "history.json").read_text())["history"]
+    assert [h["step"] for h in history] == [2, 4] and np.isfinite(history[1]["loss"])
 
     models = tmp_path / "models"
     grid = tmp_path / "grid.png"

@@ -8,9 +8,11 @@ import logging
 from pathlib import Path
 
 import pytest
+import torch
 from PIL import Image
 
 from tests.support import images
+from training import loop
 from training.config import TrainConfig
 from training.loop import cosine_lr
 from training.train import overfitting, train
@@ -74,3 +76,24 @@ def test_held_out_validation_images_are_not_trained_on(folder: Path) -> None:
     assert isinstance(validator, sources.SRValidator) and isinstance(source, sources.BicubicSource)
     held_out = {p.name for p in validator.pairs}
     assert len(held_out) == 2 and len(source.sampler) == 4  # 34% of 6 images held out
+
+
+def test_bf16_autocast_runs_convolutions_in_bf16_where_the_cpu_has_the_instructions(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    conv = torch.nn.Conv2d(3, 4, 3)
+    x = torch.rand(1, 3, 8, 8)
+    monkeypatch.setattr(loop, "cpu_has_bf16", lambda: True)
+    with loop.bf16_autocast(torch.device("cpu"), True):
+        assert conv(x).dtype == torch.bfloat16
+    with loop.bf16_autocast(torch.device("cpu"), False):
+        assert conv(x).dtype == torch.float32
+
+
+def test_bf16_autocast_stays_fp32_and_says_so_on_a_cpu_without_bf16(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(loop, "cpu_has_bf16", lambda: False)
+    with caplog.at_level(logging.WARNING, logger="training"), loop.bf16_autocast(torch.device("cpu"), True):
+        assert torch.nn.Conv2d(3, 4, 3)(torch.rand(1, 3, 8, 8)).dtype == torch.float32
+    assert "no bf16 instructions" in caplog.text
