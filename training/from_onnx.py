@@ -28,8 +28,7 @@ def load_from_card(card_path: Path) -> nn.Module:
 
         fold_scales(model)  # the graph holds equalised layers' weights already scaled
     graph = onnx.load(str(Path(card_path).parent / card.file)).graph
-    # a generator ships inside ExportedGenerator, whose initialisers carry its attribute name
-    weights = {init.name.removeprefix("generator."): numpy_helper.to_array(init) for init in graph.initializer}
+    weights = onnx_weights(graph)
     state = model.state_dict()
     prelu_slopes = [weights[n.input[1]] for n in graph.node if n.op_type == "PRelu"] + [
         weights[n.input[1]] for n in graph.node if n.op_type == "BatchNormalization" and n.input[1].endswith("/prelu/a")
@@ -46,3 +45,18 @@ def load_from_card(card_path: Path) -> nn.Module:
         raise ValueError(f"{card.file} lacks weights for {missing[:5]}")
     model.load_state_dict({k: torch.from_numpy(np.array(weights[k])) if k in weights else v for k, v in state.items()})
     return model
+
+
+def onnx_weights(graph: onnx.GraphProto) -> dict[str, np.ndarray]:
+    """The graph's weights by state-dict name. The exporter keeps one initialiser for equal
+    tensors (untrained norms' ones and zeros, say) and gives the others as Identity nodes
+    of it; a generator's carry the name of its ExportedGenerator attribute first."""
+
+    def name(n: str) -> str:
+        return n.removeprefix("generator.")
+
+    weights = {name(init.name): numpy_helper.to_array(init) for init in graph.initializer}
+    for node in graph.node:
+        if node.op_type == "Identity" and name(node.input[0]) in weights:
+            weights[name(node.output[0])] = weights[name(node.input[0])]
+    return weights

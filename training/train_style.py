@@ -29,10 +29,11 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from training.archs.style import AdaINNet, ConditionalInstanceNorm, adain
+from training.archs.style import AdaINNet, ConditionalInstanceNorm, adain, join_styles
 from training.checkpoint import ArchSpec, Checkpoint
 from training.config import StyleConfig
 from training.data import list_images, load_rgb
+from training.from_onnx import load_from_card
 from training.loop import Budget, bf16_autocast, cosine_lr, start_run
 from training.plots import save_grid, save_loss_curves, square_thumb
 from training.style_data import CropSampler, fit_longer_side, split_held_out, style_paths, to_batch, to_image
@@ -190,6 +191,30 @@ class AdaINObjective:
 OBJECTIVES = {"johnson": JohnsonObjective, "adain": AdaINObjective}
 
 
+def initial_state(cfg: StyleConfig, objective: Objective) -> dict[str, torch.Tensor]:
+    """The weights ``init_from`` names: a train-style checkpoint, or shipped model cards
+    (their ONNX weights read back, so a later run goes on from what ships when the run
+    folder is gone). Named styles take one card per painting through a ``{name}``
+    pattern, e.g. ``models/style-{name}.json``, and are joined into one network again."""
+    if not cfg.init_from.endswith(".json"):
+        start = Checkpoint.load(Path(cfg.init_from))
+        if start.arch != objective.arch:
+            raise ValueError(f"init_from {cfg.init_from} holds a {start.arch}, this run trains a {objective.arch}")
+        return start.params
+    if cfg.method == "adain":
+        return load_from_card(Path(cfg.init_from)).state_dict()
+    if "{name}" not in cfg.init_from:
+        raise ValueError(
+            f"init_from {cfg.init_from}: named styles start from one card per painting, "
+            'given as a pattern such as "models/style-{name}.json"'
+        )
+    cards = [Path(cfg.init_from.format(name=s.name)) for s in cfg.styles]
+    missing = [str(c) for c in cards if not c.exists()]
+    if missing:
+        raise ValueError(f"init_from: no card {missing}")
+    return join_styles([load_from_card(c).state_dict() for c in cards], objective.model.state_dict())
+
+
 def train_style(
     cfg: StyleConfig,
     data_root: Path,
@@ -212,10 +237,7 @@ def train_style(
     objective = OBJECTIVES[cfg.method](cfg, vgg, data_root, dev)
     model = objective.model
     if cfg.init_from:
-        start = Checkpoint.load(Path(cfg.init_from))
-        if start.arch != objective.arch:
-            raise ValueError(f"init_from {cfg.init_from} holds a {start.arch}, this run trains a {objective.arch}")
-        model.load_state_dict(start.params)
+        model.load_state_dict(initial_state(cfg, objective))
         log.info("initialised from %s", cfg.init_from)
     groups = objective.param_groups()
     lr_scales = [g.pop("lr_scale") for g in groups]  # kept apart: loading an optimizer state replaces the groups

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
+import onnx
 import pytest
 import torch
 from PIL import Image
@@ -14,10 +16,13 @@ from PIL import Image
 from imgenhance.cards import StyleQuality, read_card
 from tests.support import images
 from training.archs.style import AdaINNet, TransformerNet, adain, channel_stats
+from training.checkpoint import Checkpoint
 from training.cli import main as train_cli
+from training.config import StyleConfig
 from training.gatys import stylize_optimize
 from training.style_data import to_batch
 from training.style_losses import GramStyleLoss, gram
+from training.train_style import initial_state
 from training.vgg import VGG16Features
 
 
@@ -169,6 +174,20 @@ def test_named_styles_train_together_resume_export_one_model_each_and_are_measur
     bars = read_card(models / "style-bars.json")
     assert bars.style is not None and bars.style.title == "Bars" and bars.sha256 != card.sha256
 
+    # a later run goes on from the shipped cards: the paintings are joined into one network again
+    config = tmp_path / "named.toml"
+    cfg = StyleConfig.from_toml(config, [f"init_from={models}/style-{{name}}.json"])
+    net = TransformerNet(width=4, blocks=1, styles=2)
+    state = initial_state(cfg, SimpleNamespace(model=net, arch=None))  # type: ignore[arg-type]
+    trained = Checkpoint.load(run / "best.pt").params
+    assert state.keys() == trained.keys()
+    for key in trained:
+        torch.testing.assert_close(state[key], trained[key], atol=1e-6, rtol=0)
+    with pytest.raises(ValueError, match="pattern"):
+        initial_state(
+            StyleConfig.from_toml(config, [f"init_from={models}/style-bars.json"]), SimpleNamespace(model=net)
+        )  # type: ignore[arg-type]
+
 
 def test_one_painting_cut_from_a_multi_style_network_computes_what_the_network_does() -> None:
     from training.archs.style import single_style
@@ -223,3 +242,16 @@ def test_a_held_out_painting_that_does_not_exist_is_refused(
     lines = ['name = "x"', 'method = "adain"', 'held_out_styles = ["nope"]', "steps = 1", *COMMON]
     with pytest.raises(ValueError, match="held_out_styles not found"):
         _train(style_data, tmp_path, lines, "bad")
+
+
+def test_weights_the_exporter_merged_are_read_back_by_their_own_names(tmp_path: Path) -> None:
+    from training.export import export_onnx
+    from training.from_onnx import onnx_weights
+
+    net = TransformerNet(width=4, blocks=1)  # untrained: every norm's scale is ones
+    export_onnx(net, tmp_path / "net.onnx", size=16)
+    graph = onnx.load(str(tmp_path / "net.onnx")).graph
+    assert any(n.op_type == "Identity" for n in graph.node)  # the case: equal tensors were merged
+    weights = onnx_weights(graph)
+    for key, value in net.state_dict().items():
+        np.testing.assert_array_equal(weights[key], value.numpy())

@@ -118,6 +118,25 @@ def single_style(state: dict[str, torch.Tensor], style: int) -> dict[str, torch.
     return {k: v[style].clone() if v.dim() == 2 else v for k, v in state.items()}
 
 
+def join_styles(states: list[dict[str, torch.Tensor]], template: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The inverse of ``single_style``: one single-painting state dict per row of the
+    multi-style ``template``'s conditional norms -> the multi-style state dict. The shared
+    weights must agree: paintings exported by different runs cannot be joined."""
+    rows = {v.shape[0] for v in template.values() if v.dim() == 2}
+    if rows != {len(states)}:
+        raise ValueError(f"{len(states)} paintings for a network of {sorted(rows)} styles")
+    joined: dict[str, torch.Tensor] = {}
+    for key, like in template.items():
+        values = [s[key] for s in states]
+        if like.dim() == 2:
+            joined[key] = torch.stack(values)
+        elif any(not torch.equal(v, values[0]) for v in values[1:]):
+            raise ValueError(f"{key} differs between the paintings: they were not cut from one network")
+        else:
+            joined[key] = values[0]
+    return joined
+
+
 # -- AdaIN -----------------------------------------------------------------------------
 
 
