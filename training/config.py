@@ -165,6 +165,7 @@ class StyleConfig(_TomlConfig):
     seed: int = 0
     threads: int = 0  # torch intra-op threads on CPU; 0 = torch's default
     amp: bool = False  # bf16 autocast of the training step (validation stays fp32): loop.bf16_autocast
+    clip_spikes: float = 5.0  # gradient norm clipped to this x the recent median (loop.SpikeClip); 0 = off
 
     def __post_init__(self) -> None:
         self.scale_range = tuple(self.scale_range)  # type: ignore[assignment]

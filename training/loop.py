@@ -3,11 +3,13 @@ the optimiser choice, and the step-or-time budget."""
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import copy
 import json
 import logging
 import math
+import statistics
 import time
 from pathlib import Path
 from typing import Any
@@ -44,6 +46,31 @@ def bf16_autocast(device: torch.device, wanted: bool) -> contextlib.AbstractCont
     if wanted and not usable:
         logging.getLogger("training").warning("amp: this %s has no bf16 instructions; training in fp32", device)
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=wanted and usable)
+
+
+class SpikeClip:
+    """Clips the gradient norm to ``factor`` x the median of the last ``window`` steps' norms:
+    one bad batch (a saturated output whose Gram loss is 1e4 times the usual) then moves
+    the weights no further than a usual step does. Scale-free, so no norm has to be known
+    in advance. ``factor = 0`` turns it off."""
+
+    def __init__(self, factor: float, window: int = 200) -> None:
+        self.factor = factor
+        self.norms: collections.deque[float] = collections.deque(maxlen=window)
+
+    def __call__(self, params: list[nn.Parameter]) -> bool:
+        """Clip in place; True when this step was clipped."""
+        if not self.factor:
+            return False
+        norm = float(torch.nn.utils.clip_grad_norm_(params, float("inf")))
+        limit = self.factor * statistics.median(self.norms) if len(self.norms) >= 20 else math.inf
+        self.norms.append(min(norm, limit))
+        if norm <= limit:
+            return False
+        for p in params:
+            if p.grad is not None:
+                p.grad.mul_(limit / norm)
+        return True
 
 
 def cosine_lr(base: float, minimum: float, progress: float) -> float:

@@ -34,7 +34,7 @@ from training.checkpoint import ArchSpec, Checkpoint
 from training.config import StyleConfig
 from training.data import list_images, load_rgb
 from training.from_onnx import load_from_card
-from training.loop import Budget, bf16_autocast, cosine_lr, start_run
+from training.loop import Budget, SpikeClip, bf16_autocast, cosine_lr, start_run
 from training.plots import save_grid, save_loss_curves, square_thumb
 from training.style_data import CropSampler, fit_longer_side, split_held_out, style_paths, to_batch, to_image
 from training.style_losses import GRAM_CONTENT_WEIGHT, GRAM_STYLE_WEIGHT, AdaINLoss, GramStyleLoss, StyleTerms
@@ -272,6 +272,7 @@ def train_style(
         dev,
     )
     budget = Budget(cfg.steps, cfg.max_minutes, ckpt.elapsed)
+    clip = SpikeClip(cfg.clip_spikes)
     sums: dict[str, list[float]] = {}
     bar = tqdm(total=cfg.steps, initial=ckpt.step, disable=None if progress else True, desc=cfg.name)
     model.train()
@@ -286,10 +287,11 @@ def train_style(
             loss = terms.total(cfg.content_weight, cfg.style_weight, cfg.tv_weight)
         opt.zero_grad(set_to_none=True)
         loss.backward()
+        clipped = clip(objective.trainable())
         opt.step()
         ckpt.step += 1
         bar.update(1)
-        for name, value in {"loss": loss.item(), **terms.as_floats()}.items():
+        for name, value in {"loss": loss.item(), **terms.as_floats(), "clipped": float(clipped)}.items():
             sums.setdefault(name, []).append(value)
         if ckpt.step % cfg.val_every == 0:
             metrics, rows, titles = objective.validate(val_content)

@@ -97,3 +97,20 @@ def test_bf16_autocast_stays_fp32_and_says_so_on_a_cpu_without_bf16(
     with caplog.at_level(logging.WARNING, logger="training"), loop.bf16_autocast(torch.device("cpu"), True):
         assert torch.nn.Conv2d(3, 4, 3)(torch.rand(1, 3, 8, 8)).dtype == torch.float32
     assert "no bf16 instructions" in caplog.text
+
+
+def test_a_gradient_spike_is_clipped_to_a_multiple_of_the_recent_median_norm() -> None:
+    param = torch.nn.Parameter(torch.zeros(4))
+    clip = loop.SpikeClip(factor=5.0)
+
+    def step(norm: float) -> bool:
+        param.grad = torch.full((4,), norm / 2)  # a vector of 4 equal entries has this norm
+        return clip([param])
+
+    assert not any(step(1.0 + 0.01 * i) for i in range(30))  # ordinary steps pass untouched
+    assert step(1000.0)
+    assert float(param.grad.norm()) == pytest.approx(5 * 1.145, rel=0.01)  # 5x the median of 1.00..1.29
+    assert not step(1.2)
+    off = loop.SpikeClip(factor=0.0)
+    param.grad = torch.full((4,), 500.0)
+    assert not off([param]) and float(param.grad.norm()) == 1000.0
