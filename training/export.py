@@ -9,6 +9,7 @@ sizes other than the export size before a card is written.
 
 from __future__ import annotations
 
+import copy
 import warnings
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -134,8 +135,11 @@ def export_onnx(
 def parity(
     model: nn.Module, onnx_path: Path, multiple: int = 1, in_ch: int = 3, inputs: list[GraphInput] | None = None
 ) -> float:
-    """Largest absolute difference between PyTorch and ONNX Runtime outputs, at sizes
-    other than the export size (odd ones where the model allows them)."""
+    """Largest absolute difference between ONNX Runtime's outputs and the model's computed
+    in float64 by PyTorch, at sizes other than the export size (odd ones where the model
+    allows them). The reference is float64 because PyTorch's fp32 can be the less exact
+    of the two: on a trained style network and a 40x56 noise input its instance norms
+    were 1.3e-4 from the float64 result where ONNX Runtime's were 6e-6."""
     from worker.runtime import open_session
 
     inputs = inputs or [GraphInput("input", "image", in_ch)]
@@ -145,12 +149,13 @@ def parity(
 
     cases = ((1, [fit(37, 53), fit(29, 45)]), (2, [fit(48, 30), fit(40, 56)]))
     sess = open_session(onnx_path)
+    exact = copy.deepcopy(model).eval().cpu().double()
     worst = 0.0
     gen = torch.Generator().manual_seed(0)
     for batch, sides in cases:
         xs = _dummies(inputs, batch, sides, gen)
         with torch.no_grad():
-            ref = model.eval().cpu()(*xs).numpy()
+            ref = exact(*(x.double() if x.is_floating_point() else x for x in xs)).float().numpy()
         got = sess.run(None, {spec.name: x.numpy() for spec, x in zip(inputs, xs, strict=True)})[0]
         if got.shape != ref.shape:
             raise ParityError(f"ONNX output {got.shape} != PyTorch {ref.shape} for inputs {[x.shape for x in xs]}")
