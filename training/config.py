@@ -96,7 +96,7 @@ class TrainConfig(_TomlConfig):
     val_every: int = 1000
     patience: int = 0  # validations without improvement before stopping; 0 = never
     seed: int = 0
-    amp: bool = False  # bf16 autocast (CUDA, or a CPU with bf16 instructions): loop.bf16_autocast
+    amp: bool = False  # bf16 autocast (CUDA, or a CPU with bf16 instructions): loop.use_bf16
 
     def __post_init__(self) -> None:
         self.betas = tuple(self.betas)  # type: ignore[assignment]
@@ -164,7 +164,7 @@ class StyleConfig(_TomlConfig):
     eval_size: int = 256  # content images' longer side when losses are compared with Gatys
     seed: int = 0
     threads: int = 0  # torch intra-op threads on CPU; 0 = torch's default
-    amp: bool = False  # bf16 autocast of the training step (validation stays fp32): loop.bf16_autocast
+    amp: bool = False  # bf16 autocast of the training step (validation stays fp32): loop.use_bf16
     clip_spikes: float = 5.0  # gradient norm clipped to this x the recent median (loop.SpikeClip); 0 = off
 
     def __post_init__(self) -> None:

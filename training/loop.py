@@ -4,7 +4,6 @@ the optimiser choice, and the step-or-time budget."""
 from __future__ import annotations
 
 import collections
-import contextlib
 import copy
 import json
 import logging
@@ -38,14 +37,15 @@ def cpu_has_bf16() -> bool:
     return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
 
 
-def bf16_autocast(device: torch.device, wanted: bool) -> contextlib.AbstractContextManager[Any]:
-    """bf16 autocast where it pays: CUDA, or a CPU with bf16 instructions (AVX512-BF16 or
-    AMX; there a style step takes 0.6x the fp32 time). Elsewhere bf16 would be emulated,
-    slower than fp32, so the run stays in fp32 and says so."""
+def use_bf16(device: torch.device, wanted: bool) -> bool:
+    """Whether a run that asks for bf16 autocast (``amp``) gets it: on CUDA, or on a CPU with
+    bf16 instructions (AVX512-BF16 or AMX; there a style step takes 0.7x the fp32 time).
+    Elsewhere bf16 would be emulated, slower than fp32, so the run stays fp32 and says so
+    (once: callers decide at the start of the run and pass the answer to torch.autocast)."""
     usable = device.type == "cuda" or (device.type == "cpu" and cpu_has_bf16())
     if wanted and not usable:
         logging.getLogger("training").warning("amp: this %s has no bf16 instructions; training in fp32", device)
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=wanted and usable)
+    return wanted and usable
 
 
 class SpikeClip:

@@ -35,7 +35,7 @@ from training.checkpoint import ArchSpec, Checkpoint
 from training.config import TrainConfig
 from training.evaluate import Upscaler
 from training.from_onnx import load_from_card
-from training.loop import EMA, Budget, bf16_autocast, cosine_lr, make_optimizer, start_run
+from training.loop import EMA, Budget, cosine_lr, make_optimizer, start_run, use_bf16
 from training.losses import PerceptualLoss, discriminator_loss, generator_loss, gradient_penalty, pixel_loss
 from training.plots import save_curves, save_grid
 
@@ -110,6 +110,7 @@ class SRRun:
 
     def __init__(self, cfg: TrainConfig, data_root: Path, dev: torch.device, command: str, run_dir: Path) -> None:
         self.cfg, self.dev, self.command = cfg, dev, command
+        self.amp = use_bf16(dev, cfg.amp)
         self.arch = ArchSpec(cfg.arch, archs.full_args(cfg.arch, cfg.arch_args, cfg.scale))
         self.model = self.arch.build().to(dev)
         if cfg.init_from:
@@ -167,7 +168,7 @@ class SRRun:
         """One batch: generator terms, its update and EMA, the discriminator's update."""
         cfg, dev = self.cfg, self.dev
         inp, target = self.source.sample(cfg.batch_size)
-        with bf16_autocast(dev, cfg.amp):
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=self.amp):
             pred = self.model(inp)
         pred = pred.float()
         terms = {"pixel": cfg.pixel_weight * pixel_loss(cfg.loss, pred, target)}

@@ -34,7 +34,7 @@ from training.checkpoint import ArchSpec, Checkpoint
 from training.config import StyleConfig
 from training.data import list_images, load_rgb
 from training.from_onnx import load_from_card
-from training.loop import Budget, SpikeClip, bf16_autocast, cosine_lr, start_run
+from training.loop import Budget, SpikeClip, cosine_lr, start_run, use_bf16
 from training.plots import save_grid, save_loss_curves, square_thumb
 from training.style_data import CropSampler, fit_longer_side, split_held_out, style_paths, to_batch, to_image
 from training.style_losses import GRAM_CONTENT_WEIGHT, GRAM_STYLE_WEIGHT, AdaINLoss, GramStyleLoss, StyleTerms
@@ -273,6 +273,7 @@ def train_style(
     )
     budget = Budget(cfg.steps, cfg.max_minutes, ckpt.elapsed)
     clip = SpikeClip(cfg.clip_spikes)
+    amp = use_bf16(dev, cfg.amp)
     sums: dict[str, list[float]] = {}
     bar = tqdm(total=cfg.steps, initial=ckpt.step, disable=None if progress else True, desc=cfg.name)
     model.train()
@@ -282,7 +283,7 @@ def train_style(
             break
         for group, scale in zip(opt.param_groups, lr_scales, strict=True):
             group["lr"] = cosine_lr(cfg.lr, cfg.lr_min, frac) * scale
-        with bf16_autocast(dev, cfg.amp):
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
             terms = objective.terms(sampler.sample(cfg.batch_size, dev))
             loss = terms.total(cfg.content_weight, cfg.style_weight, cfg.tv_weight)
         opt.zero_grad(set_to_none=True)

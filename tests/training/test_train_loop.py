@@ -78,25 +78,19 @@ def test_held_out_validation_images_are_not_trained_on(folder: Path) -> None:
     assert len(held_out) == 2 and len(source.sampler) == 4  # 34% of 6 images held out
 
 
-def test_bf16_autocast_runs_convolutions_in_bf16_where_the_cpu_has_the_instructions(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    conv = torch.nn.Conv2d(3, 4, 3)
-    x = torch.rand(1, 3, 8, 8)
+def test_bf16_is_used_where_the_cpu_has_the_instructions_and_the_run_asks(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(loop, "cpu_has_bf16", lambda: True)
-    with loop.bf16_autocast(torch.device("cpu"), True):
-        assert conv(x).dtype == torch.bfloat16
-    with loop.bf16_autocast(torch.device("cpu"), False):
-        assert conv(x).dtype == torch.float32
+    assert loop.use_bf16(torch.device("cpu"), True) and not loop.use_bf16(torch.device("cpu"), False)
 
 
-def test_bf16_autocast_stays_fp32_and_says_so_on_a_cpu_without_bf16(
+def test_bf16_is_refused_with_one_warning_on_a_cpu_without_the_instructions(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     monkeypatch.setattr(loop, "cpu_has_bf16", lambda: False)
-    with caplog.at_level(logging.WARNING, logger="training"), loop.bf16_autocast(torch.device("cpu"), True):
-        assert torch.nn.Conv2d(3, 4, 3)(torch.rand(1, 3, 8, 8)).dtype == torch.float32
-    assert "no bf16 instructions" in caplog.text
+    with caplog.at_level(logging.WARNING, logger="training"):
+        assert not loop.use_bf16(torch.device("cpu"), True)
+        assert not loop.use_bf16(torch.device("cpu"), False)  # a run that did not ask hears nothing
+    assert caplog.text.count("no bf16 instructions") == 1
 
 
 def test_a_gradient_spike_is_clipped_to_a_multiple_of_the_recent_median_norm() -> None:
