@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip install --disable-pip-version-check -q
 DATA   ?= ../shared/datasets
 
-.PHONY: serve ncnn-models test lint format bench weights train-sr train-denoise finetune-denoise train-realworld distill-realworld train-style export-all export-styles train-gan-digits train-gan-faces ablate-gan export-gan eval eval-realworld mutate clean
+.PHONY: serve ncnn-models test lint format bench weights train-sr train-denoise finetune-denoise train-realworld distill-realworld train-style train-style-cpu export-all export-styles train-gan-digits train-gan-faces ablate-gan export-gan eval eval-realworld mutate clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -87,6 +87,14 @@ STYLE_CONFIGS := training/configs/styles
 train-style: weights  ## the style-transfer models (GPU recommended; resumable: re-run after an interruption)
 	$(BIN)/python -m training --data-root $(DATA) train-style --config $(STYLE_CONFIGS)/named.toml --resume auto
 	$(BIN)/python -m training --data-root $(DATA) train-style --config $(STYLE_CONFIGS)/any_style_adain.toml --resume auto
+
+train-style-cpu: weights  ## go on training the named styles from the shipped cards, in bf16 on the CPU (MINUTES=60), resumable
+	$(BIN)/python -m training --data-root $(DATA) train-style --config $(STYLE_CONFIGS)/named.toml \
+		--set crop=128 --set batch_size=2 --set amp=true --set val_every=500 --set lr=3e-4 \
+		--set max_minutes=$(or $(MINUTES),60) --set 'init_from="models/style-{name}.json"' \
+		--out runs/style-named-cpu --resume auto
+	$(BIN)/python -m training --data-root $(DATA) export --checkpoint runs/style-named-cpu/best.pt \
+		--grid docs/images/style.jpg --gatys-images 1
 
 export-styles: weights  ## one model per painting + any-style: measured against Gatys, cards, docs/images grids
 	$(BIN)/python -m training --data-root $(DATA) export --checkpoint runs/style-named/best.pt --grid docs/images/style.jpg
