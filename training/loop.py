@@ -62,15 +62,10 @@ class SpikeClip:
         """Clip in place; True when this step was clipped."""
         if not self.factor:
             return False
-        norm = float(torch.nn.utils.clip_grad_norm_(params, float("inf")))
         limit = self.factor * statistics.median(self.norms) if len(self.norms) >= 20 else math.inf
+        norm = float(torch.nn.utils.clip_grad_norm_(params, limit))
         self.norms.append(min(norm, limit))
-        if norm <= limit:
-            return False
-        for p in params:
-            if p.grad is not None:
-                p.grad.mul_(limit / norm)
-        return True
+        return norm > limit
 
 
 def cosine_lr(base: float, minimum: float, progress: float) -> float:
