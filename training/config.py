@@ -158,6 +158,7 @@ class StyleConfig(_TomlConfig):
     content_weight: float = GRAM_CONTENT_WEIGHT  # johnson: relu2_2; adain: relu4_1 against the AdaIN target
     style_weight: float = GRAM_STYLE_WEIGHT  # johnson: Gram on relu1_2..relu4_3; adain: mean/std on relu1_1..relu4_1
     tv_weight: float = 0.0
+    gram_weight: float = 0.0  # adain: weight of the Gram style loss (relu1_2..relu4_3) inside the style term
     init_from: str = ""  # a checkpoint, or shipped cards ("models/style-{name}.json"): train_style.initial_state
     val_every: int = 250
     eval_sets: list[str] = field(default_factory=lambda: ["Set5", "Set14"])

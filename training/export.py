@@ -185,9 +185,11 @@ def require_parity(
 def describe_losses(cfg: dict[str, object], perceptual: str) -> str:
     if cfg.get("task") == "style-transfer":
         if cfg.get("method") == "adain":
+            gram = float(str(cfg.get("gram_weight", 0.0)))
+            with_gram = f" + {gram:g} x Gram (relu1_2..relu4_3, against each style sample)" if gram else ""
             return (
                 f"{cfg.get('content_weight')} x content (relu4_1 vs AdaIN target) + {cfg.get('style_weight')} x "
-                "style (channel mean and std, relu1_1..relu4_1); VGG16 ImageNet encoder, decoder trained"
+                f"style (channel mean and std, relu1_1..relu4_1{with_gram}); VGG16 ImageNet encoder, decoder trained"
             )
         return (
             f"{cfg.get('content_weight')} x content (relu2_2 MSE) + {cfg.get('style_weight')} x Gram style "

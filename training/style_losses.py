@@ -84,14 +84,18 @@ class GramStyleLoss:
 
 
 class AdaINLoss:
-    """The losses AdaIN's decoder is trained with."""
+    """The losses AdaIN's decoder is trained with; ``gram_weight`` adds the Gram style loss
+    of the evaluation (relu1_2..relu4_3, each output against its own style sample), which
+    mean and std alone do not pin down: textures live in the channels' correlations."""
 
-    def __init__(self, vgg: VGG16Features) -> None:
+    def __init__(self, vgg: VGG16Features, gram_weight: float = 0.0) -> None:
         self.vgg = vgg
+        self.gram_weight = gram_weight
 
     def terms(self, output: torch.Tensor, target: torch.Tensor, style: torch.Tensor) -> StyleTerms:
         """``target``: the AdaIN features the decoder was given; ``style``: the style batch."""
-        layers = set(ADAIN_STYLE_LAYERS)
+        gram_layers = STYLE_LAYERS if self.gram_weight else ()
+        layers = {*ADAIN_STYLE_LAYERS, *gram_layers}
         out = self.vgg(output, layers)
         with torch.no_grad():
             ref = self.vgg(style, layers)
@@ -100,4 +104,6 @@ class AdaINLoss:
         for k in ADAIN_STYLE_LAYERS:
             (om, os), (rm, rs) = channel_stats(out[k]), channel_stats(ref[k])
             style_loss = style_loss + F.mse_loss(om, rm) + F.mse_loss(os, rs)
+        for k in gram_layers:
+            style_loss = style_loss + self.gram_weight * F.mse_loss(gram(out[k]), gram(ref[k]))
         return StyleTerms(content, style_loss, total_variation(output))

@@ -137,7 +137,7 @@ class AdaINObjective:
             {f"features.{k}": v.cpu().numpy() for k, v in vgg.features.state_dict().items()}, AdaINNet.encoder_layer
         )
         self.model.encoder.load_state_dict(encoder.state_dict())
-        self.loss = AdaINLoss(vgg)
+        self.loss = AdaINLoss(vgg, cfg.gram_weight)
         train_styles, held = style_paths(data_root, cfg.style_sets, cfg.held_out_styles)
         if not train_styles:
             raise ValueError("every painting is held out: nothing to train the AdaIN decoder on")

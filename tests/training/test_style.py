@@ -21,7 +21,7 @@ from training.cli import main as train_cli
 from training.config import StyleConfig
 from training.gatys import stylize_optimize
 from training.style_data import to_batch
-from training.style_losses import GramStyleLoss, gram
+from training.style_losses import AdaINLoss, GramStyleLoss, gram
 from training.train_style import initial_state
 from training.vgg import VGG16Features
 
@@ -46,6 +46,20 @@ def test_adain_gives_content_features_the_style_statistics() -> None:
     style_mean, style_std = channel_stats(style)
     torch.testing.assert_close(out_mean, style_mean, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(out_std, style_std, atol=1e-4, rtol=1e-4)
+
+
+def test_adain_gram_term_is_zero_on_the_style_itself_and_adds_on_another_image(vgg_weights: Path) -> None:
+    vgg = VGG16Features.pretrained("relu4_3")
+    style = to_batch([images.photo(40, 40, seed=3), images.photo(40, 40, seed=4)])
+    other = to_batch([images.photo(40, 40, seed=5), images.photo(40, 40, seed=6)])
+    target = torch.zeros(2, 512, 5, 5)
+    plain, with_gram = AdaINLoss(vgg), AdaINLoss(vgg, gram_weight=1e4)
+    with torch.no_grad():
+        assert float(with_gram.terms(style, target, style).style) == pytest.approx(0.0, abs=1e-9)
+        added = float(with_gram.terms(other, target, style).style) - float(plain.terms(other, target, style).style)
+        feats_o, feats_s = vgg(other, {"relu1_2"}), vgg(style, {"relu1_2"})
+        first_layer = 1e4 * float(torch.nn.functional.mse_loss(gram(feats_o["relu1_2"]), gram(feats_s["relu1_2"])))
+    assert added > first_layer > 0  # each sample against its own style sample, over all four layers
 
 
 def test_transformer_net_keeps_size_for_multiples_of_four() -> None:
