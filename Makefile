@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip install --disable-pip-version-check -q
 DATA   ?= ../shared/datasets
 
-.PHONY: serve ncnn-models test lint format bench weights train-sr train-denoise finetune-denoise train-realworld distill-realworld train-style train-style-cpu export-all export-styles train-gan-digits train-gan-faces ablate-gan export-gan eval eval-realworld mutate clean
+.PHONY: serve ncnn-models test lint format bench weights train-sr train-denoise finetune-denoise train-realworld distill-realworld train-style train-style-cpu train-style-any-cpu export-all export-styles train-gan-digits train-gan-faces ablate-gan export-gan eval eval-realworld mutate clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -95,6 +95,14 @@ train-style-cpu: weights  ## go on training the named styles from the shipped ca
 		--out runs/style-named-cpu --resume auto
 	$(BIN)/python -m training --data-root $(DATA) export --checkpoint runs/style-named-cpu/best.pt \
 		--grid docs/images/style.jpg --gatys-images 1
+
+train-style-any-cpu: weights  ## go on training the any-style decoder from the shipped card, in bf16 on the CPU (MINUTES=60), resumable
+	$(BIN)/python -m training --data-root $(DATA) train-style --config $(STYLE_CONFIGS)/any_style_adain.toml \
+		--set crop=128 --set batch_size=4 --set amp=true --set val_every=500 \
+		--set max_minutes=$(or $(MINUTES),60) --set 'init_from="models/style-any.json"' \
+		--out runs/style-any-cpu --resume auto
+	$(BIN)/python -m training --data-root $(DATA) export --checkpoint runs/style-any-cpu/best.pt --id style-any \
+		--default --grid docs/images/style-any.jpg --gatys-images 1
 
 export-styles: weights  ## one model per painting + any-style: measured against Gatys, cards, docs/images grids
 	$(BIN)/python -m training --data-root $(DATA) export --checkpoint runs/style-named/best.pt --grid docs/images/style.jpg
