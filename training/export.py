@@ -185,8 +185,8 @@ def require_parity(
 def describe_losses(cfg: dict[str, object], perceptual: str) -> str:
     if cfg.get("task") == "style-transfer":
         if cfg.get("method") == "adain":
-            gram = float(str(cfg.get("gram_weight", 0.0)))
-            with_gram = f" + {gram:g} x Gram (relu1_2..relu4_3, against each style sample)" if gram else ""
+            gram = cfg.get("gram_weight")
+            with_gram = f" + {gram} x Gram (relu1_2..relu4_3, against each style sample)" if gram else ""
             return (
                 f"{cfg.get('content_weight')} x content (relu4_1 vs AdaIN target) + {cfg.get('style_weight')} x "
                 f"style (channel mean and std, relu1_1..relu4_1{with_gram}); VGG16 ImageNet encoder, decoder trained"
