@@ -63,6 +63,14 @@ train-sr: $(VENV)/.dev  ## retrain the shipped super-resolution models (GPU reco
 	$(BIN)/python -m training --data-root $(DATA) train --config training/configs/sr_compact_x4.toml
 	$(BIN)/python -m training --data-root $(DATA) train --config training/configs/sr_compact_x2.toml
 
+# The quality tier starts from x4plus's weights (built by ncnn-models); INIT=models/sr-quality-x4.json
+# goes on from the shipped model instead, in a later GPU window.
+train-sr-quality: $(VENV)/.dev ncnn-models  ## x4 quality tier, RRDBNet 23 blocks (GPU; MINUTES=20; resumable), exported
+	$(BIN)/python -m training --data-root $(DATA) train --config training/configs/sr_quality_x4.toml \
+		--set max_minutes=$(or $(MINUTES),20) $(if $(INIT),--set 'init_from="$(INIT)"') --out runs/sr-quality-x4 --resume auto
+	$(BIN)/python -m training --data-root $(DATA) export --checkpoint runs/sr-quality-x4/best.pt --id sr-quality-x4 \
+		--variant quality --default --fp16-weights
+
 train-denoise: $(VENV)/.dev  ## retrain the shipped denoiser (GPU recommended)
 	$(BIN)/python -m training --data-root $(DATA) train --config training/configs/denoise_unet.toml
 

@@ -14,39 +14,13 @@ import argparse
 import sys
 from pathlib import Path
 
-import numpy as np
 import onnx
-from onnx import shape_inference
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from imgenhance.cards import read_card
+from imgenhance.onnx_cost import conv_flops_per_pixel
 
 MODELS = Path(__file__).resolve().parents[1] / "models"
-
-
-def conv_flops_per_pixel(model: onnx.ModelProto, side: int) -> float:
-    """Convolution FLOPs per input pixel of a graph with one (N, C, H, W) image input."""
-    model = onnx.ModelProto.FromString(model.SerializeToString())  # shapes are fixed on a copy
-    dims = model.graph.input[0].type.tensor_type.shape.dim
-    for dim, value in zip(dims, (1, None, side, side), strict=True):
-        if value is not None:
-            dim.ClearField("dim_param")
-            dim.dim_value = value
-    inferred = shape_inference.infer_shapes(model, strict_mode=True).graph
-    values = [*inferred.input, *inferred.value_info, *inferred.output]
-    shapes = {v.name: [d.dim_value for d in v.type.tensor_type.shape.dim] for v in values}
-    kernels = {w.name: list(w.dims) for w in inferred.initializer}
-    total = 0
-    for node in inferred.node:
-        if node.op_type not in ("Conv", "ConvTranspose"):
-            continue
-        # Conv: a (Cout, Cin/g, k, k) kernel at every output pixel; ConvTranspose: a
-        # (Cin, Cout/g, k, k) kernel at every input pixel
-        where = shapes.get(node.output[0] if node.op_type == "Conv" else node.input[0], [])
-        if len(where) != 4 or 0 in where:
-            raise ValueError(f"shape inference left the shape around {node.name or node.op_type} unknown")
-        total += 2 * int(np.prod(kernels[node.input[1]])) * where[2] * where[3]
-    return total / side**2
 
 
 def main() -> None:

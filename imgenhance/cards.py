@@ -76,6 +76,9 @@ class Architecture(_Strict):
     args: dict[str, Any]
     params: int
     receptive_radius: int = Field(description="input pixels of context per side that one output pixel sees")
+    flops_per_pixel: float | None = Field(
+        None, description="convolution FLOPs per input pixel, counted on the graph (imgenhance.onnx_cost)"
+    )
 
 
 class Training(_Strict):
@@ -279,6 +282,18 @@ Quality = Annotated[
 ]
 
 
+class SpeedFigure(_Strict):
+    """How fast one engine ran the model on one machine (``python -m training speed``)."""
+
+    device: str = Field(description="the processor or GPU, as the machine names it")
+    engine: str = Field(description="what ran the graph: ONNX Runtime and its provider, or PyTorch eager")
+    precision: str = Field(description="fp32, or the reduced precision the engine computed in")
+    input_side: int = Field(description="side of the square input, one image per run, no tiling")
+    ms_per_output_mp: float = Field(description="median milliseconds per megapixel of output")
+    measured_by: str
+    measured_at: str
+
+
 class ModelCard(_Strict):
     id: str
     task: Task
@@ -297,6 +312,7 @@ class ModelCard(_Strict):
     style: StyleInfo | None = Field(None, description="named style-transfer models: the painting")
     generator: GeneratorInfo | None = Field(None, description="generate models: what they make")
     quality: Quality
+    speed: list[SpeedFigure] = Field(default_factory=list, description="one figure per machine, engine and precision")
     data_terms: str
     created: str
 

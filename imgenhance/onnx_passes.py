@@ -7,6 +7,13 @@ and back into that layout (35 reorders in SRVGGNetCompact). Written as
 ``BN_a(x) + BN_(1-a)(relu(x))`` (per-channel scales), every op stays blocked: the
 BatchNorms become depthwise convolutions with the Add fused in. Measured 16-20% faster
 on a 2-core AVX2 CPU (bench/inference.py); CUDA is unaffected.
+
+``weights_as_fp16``: a file half the size for big models (a 23-block RRDBNet is 67 MB in
+float32), arithmetic unchanged: each large float32 weight is stored as float16 and read
+through a Cast to float32, which ONNX Runtime folds when it opens the graph. Not exact by
+itself (the weights are rounded), so export rounds the PyTorch model first and checks
+parity against that; ``fp16_weights_as_fp32`` undoes it for readers of initialisers
+(ncnn, FLOP counts, PyTorch rebuilds).
 """
 
 from __future__ import annotations
@@ -58,6 +65,48 @@ def prelu_as_batchnorm(model: onnx.ModelProto) -> int:
         rewritten += 1
     _set_nodes(model, nodes)
     return rewritten
+
+
+FP16_SUFFIX = "/fp16"
+
+
+def weights_as_fp16(model: onnx.ModelProto, min_elements: int = 4096) -> int:
+    """Store, in place, every float32 initialiser of at least ``min_elements`` values as
+    float16 behind a Cast back to float32; returns how many."""
+    graph = model.graph
+    casts: list[onnx.NodeProto] = []
+    kept: list[onnx.TensorProto] = []
+    for init in graph.initializer:
+        if init.data_type != onnx.TensorProto.FLOAT or int(np.prod(init.dims)) < min_elements:
+            kept.append(init)
+            continue
+        half = numpy_helper.from_array(numpy_helper.to_array(init).astype(np.float16), init.name + FP16_SUFFIX)
+        kept.append(half)
+        casts.append(helper.make_node("Cast", [half.name], [init.name], to=onnx.TensorProto.FLOAT))
+    del graph.initializer[:]
+    graph.initializer.extend(kept)
+    _set_nodes(model, casts + list(graph.node))
+    return len(casts)
+
+
+def fp16_weights_as_fp32(model: onnx.ModelProto) -> int:
+    """The inverse of ``weights_as_fp16``, in place: each float16 weight behind its Cast
+    becomes a float32 initialiser under the name the graph reads; returns how many."""
+    graph = model.graph
+    halves = {i.name: i for i in graph.initializer if i.data_type == onnx.TensorProto.FLOAT16}
+    restored: dict[str, onnx.TensorProto] = {}
+    nodes = []
+    for node in graph.node:
+        source = node.input[0] if node.op_type == "Cast" and node.input else ""
+        if source in halves and source == node.output[0] + FP16_SUFFIX:
+            values = numpy_helper.to_array(halves[source]).astype(np.float32)
+            restored[node.output[0]] = numpy_helper.from_array(values, node.output[0])
+        else:
+            nodes.append(node)
+    if restored:
+        graph.initializer.extend(restored.values())
+        _set_nodes(model, nodes)
+    return len(restored)
 
 
 def _consumers(graph: onnx.GraphProto) -> dict[str, int]:

@@ -107,7 +107,13 @@ def cmd_export(args: argparse.Namespace) -> None:
     if not args.id:
         raise SystemExit("export needs --id (the model id) for this checkpoint")
     variant = args.variant or ("arbitrary" if ckpt.config.get("method") == "adain" else "general")
-    publish(ckpt, args.id, args.models_dir, variant, args.default, options)
+    publish(ckpt, args.id, args.models_dir, variant, args.default, options, fp16_weights=args.fp16_weights)
+
+
+def cmd_speed(args: argparse.Namespace) -> None:
+    from training.speed import measure_speed
+
+    measure_speed(args.model, args.side, args.repeats, args.torch, args.write_card, _command(args))
 
 
 def cmd_eval(args: argparse.Namespace) -> None:
@@ -321,8 +327,15 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument(
         "--style", nargs="*", help="named styles: the paintings to export (default: every painting of the checkpoint)"
     )
-    e.add_argument("--variant", help="general, real-world or arbitrary (default: arbitrary for AdaIN, else general)")
+    e.add_argument(
+        "--variant", help="general, quality, real-world or arbitrary (default: arbitrary for AdaIN, else general)"
+    )
     e.add_argument("--default", action="store_true", help="serve it when a request names no model (default: no)")
+    e.add_argument(
+        "--fp16-weights",
+        action="store_true",
+        help="store the large weights as float16, computed in float32: half the file (default: float32)",
+    )
     e.add_argument("--models-dir", type=Path, default=DEFAULT_MODELS_DIR, help=f"(default: {DEFAULT_MODELS_DIR})")
     add_eval_options(e)
     e.set_defaults(func=cmd_export)
@@ -336,6 +349,14 @@ def parser() -> argparse.ArgumentParser:
     v.add_argument("--device", default="auto", help="for --checkpoint: cpu, cuda or auto (default: auto)")
     add_eval_options(v)
     v.set_defaults(func=cmd_eval)
+
+    sp = sub.add_parser("speed", help="ms per output megapixel of a model on this machine's engines (its card)")
+    sp.add_argument("--model", type=Path, required=True, help="a card in models/")
+    sp.add_argument("--side", type=int, default=256, help="input side, one square image per run (default: 256)")
+    sp.add_argument("--repeats", type=int, default=5, help="timed runs; the median is kept (default: 5)")
+    sp.add_argument("--torch", action="store_true", help="also PyTorch eager on a CUDA GPU (default: no)")
+    sp.add_argument("--write-card", action="store_true", help="store the figures in the card (default: print only)")
+    sp.set_defaults(func=cmd_speed)
 
     r = sub.add_parser(
         "eval-realworld",

@@ -32,7 +32,8 @@ from imgenhance.cards import (
     Training,
     file_sha256,
 )
-from imgenhance.onnx_passes import prelu_as_batchnorm
+from imgenhance.onnx_cost import card_flops_per_pixel
+from imgenhance.onnx_passes import prelu_as_batchnorm, weights_as_fp16
 from training import archs
 from training.archs.unet import BLIND, LEVEL_SCALE
 from training.checkpoint import ArchSpec, Checkpoint
@@ -102,9 +103,16 @@ def _dummies(
 
 
 def export_onnx(
-    model: nn.Module, path: Path, in_ch: int = 3, size: int = 64, inputs: list[GraphInput] | None = None
+    model: nn.Module,
+    path: Path,
+    in_ch: int = 3,
+    size: int = 64,
+    inputs: list[GraphInput] | None = None,
+    fp16_weights: bool = False,
 ) -> list[str]:
-    """Export, then apply the graph passes; returns the names of the passes that changed the graph."""
+    """Export, then apply the graph passes; returns the names of the passes that changed the graph.
+    ``fp16_weights``: store the large weights as float16 (``weights_as_fp16``); give a model
+    whose weights are already rounded (``rounded_to_fp16``) so parity holds."""
     inputs = inputs or [GraphInput("input", "image", in_ch)]
     path.parent.mkdir(parents=True, exist_ok=True)
     dummies = _dummies(inputs, 1, [(size, size), (size + 8, size - 8)], torch.Generator().manual_seed(0))
@@ -127,9 +135,21 @@ def export_onnx(
         )
     graph = onnx.load(str(path))
     passes = ["prelu-as-batchnorm"] if prelu_as_batchnorm(graph) else []
+    if fp16_weights and weights_as_fp16(graph):
+        passes.append("weights-fp16")
     if passes:
         onnx.save(graph, str(path))
     return passes
+
+
+def rounded_to_fp16(model: nn.Module) -> nn.Module:
+    """A copy whose weights are what float16 storage keeps of them (computed in float32)."""
+    out = copy.deepcopy(model)
+    with torch.no_grad():
+        for tensor in [*out.parameters(), *out.buffers()]:
+            if tensor.dtype == torch.float32:
+                tensor.copy_(tensor.half().float())
+    return out
 
 
 def parity(
@@ -217,6 +237,13 @@ def _output_shape(arch: ArchSpec) -> list[int]:
     return [-1, 3, -1, -1]
 
 
+def _flops_per_pixel(ckpt: Checkpoint, onnx_path: Path) -> float | None:
+    """For the pixel-to-pixel tasks; the others' cost is not per pixel of one image."""
+    if ckpt.task not in ("super-resolve", "denoise"):
+        return None
+    return card_flops_per_pixel(onnx_path, ckpt.arch.size_multiple)
+
+
 def _generator_info(ckpt: Checkpoint) -> GeneratorInfo | None:
     if ckpt.arch.name != "Generator":
         return None
@@ -296,6 +323,7 @@ def build_card(
             args=ckpt.arch.args,
             params=archs.count_params(ckpt.arch.build()),
             receptive_radius=archs.receptive_radius(ckpt.arch.name, ckpt.arch.args),
+            flops_per_pixel=_flops_per_pixel(ckpt, onnx_path),
         ),
         io=model_io(ckpt, jpeg_levels),
         training=Training(

@@ -1,7 +1,8 @@
 """Rebuild the PyTorch module of a shipped model from its card and ONNX weights.
 
 Used to compare ONNX Runtime with PyTorch on exactly the weights the service runs,
-without the training checkpoint. Initialisers keep their state-dict names, except
+without the training checkpoint, and to start a fine-tune from a shipped or imported model
+(``init_from``). Initialisers keep their state-dict names, except
 PReLU slopes: the exporter renames them, and ``prelu-as-batchnorm`` moves them into
 ``<output>/prelu/a``; either way they are matched to the PReLU modules in graph order.
 """
@@ -17,17 +18,24 @@ from onnx import numpy_helper
 from torch import nn
 
 from imgenhance.cards import read_card
+from imgenhance.onnx_passes import fp16_weights_as_fp32
 from training import archs
 
 
 def load_from_card(card_path: Path) -> nn.Module:
     card = read_card(card_path)
+    whole = onnx.load(str(Path(card_path).parent / card.file))
+    fp16_weights_as_fp32(whole)
+    graph = whole.graph
+    from training.ncnn_import import ARCHITECTURES, torch_model
+
+    if card.id in ARCHITECTURES:  # an imported graph: ncnn layer names, matched in graph order
+        return torch_model(card.id, graph)
     model = archs.build(card.architecture.name, card.architecture.args).eval()
     if card.architecture.name == "Generator":
         from training.archs.gan import fold_scales
 
         fold_scales(model)  # the graph holds equalised layers' weights already scaled
-    graph = onnx.load(str(Path(card_path).parent / card.file)).graph
     weights = onnx_weights(graph)
     state = model.state_dict()
     prelu_slopes = [weights[n.input[1]] for n in graph.node if n.op_type == "PRelu"] + [

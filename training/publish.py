@@ -20,7 +20,15 @@ from imgenhance.cards import ModelCard, StyleInfo, file_sha256, write_card
 from training.archs.style import single_style
 from training.checkpoint import ArchSpec, Checkpoint
 from training.config import Painting
-from training.export import build_card, export_onnx, exportable, graph_inputs, require_parity
+from training.export import (
+    build_card,
+    export_onnx,
+    exportable,
+    graph_inputs,
+    parity,
+    require_parity,
+    rounded_to_fp16,
+)
 from training.jpeg_levels import measure_jpeg_levels
 from training.measure import EvalOptions, measure
 
@@ -36,15 +44,17 @@ def publish(
     default: bool,
     options: EvalOptions | None,
     painting: Painting | None = None,
+    fp16_weights: bool = False,
 ) -> ModelCard:
     """Write ``<id>.onnx`` and ``<id>.json`` (plus, for a named style, its pictures);
     measure unless ``options`` is None. Everything is made in a staging folder and moved
     into ``models_dir`` only when all of it succeeded, the card last: a failure leaves
-    the models a worker loads as they were."""
+    the models a worker loads as they were. ``fp16_weights``: the file stores its large
+    weights as float16 (half the size; the card measures what those weights compute)."""
     models_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=models_dir, prefix=f".staging-{model_id}-") as tmp:
         stage = Path(tmp)
-        card = _build(ckpt, model_id, stage, variant, default, options, painting)
+        card = _build(ckpt, model_id, stage, variant, default, options, painting, fp16_weights)
         card_path = stage / f"{model_id}.json"
         for path in sorted(stage.iterdir(), key=lambda f: f == card_path):
             path.replace(models_dir / path.name)
@@ -60,13 +70,18 @@ def _build(
     default: bool,
     options: EvalOptions | None,
     painting: Painting | None,
+    fp16_weights: bool,
 ) -> ModelCard:
-    model = exportable(ckpt)
+    trained = exportable(ckpt)
+    model = rounded_to_fp16(trained) if fp16_weights else trained
     inputs = graph_inputs(ckpt.arch)
     onnx_path = stage / f"{model_id}.onnx"
-    passes = export_onnx(model, onnx_path, inputs=inputs)
+    passes = export_onnx(model, onnx_path, inputs=inputs, fp16_weights=fp16_weights)
     diff = require_parity(model, onnx_path, ckpt.arch.size_multiple, inputs=inputs)
     print(f"ONNX parity vs PyTorch (sizes other than the export size): max abs diff {diff:.2e}")
+    if fp16_weights:
+        cost = parity(trained, onnx_path, ckpt.arch.size_multiple, inputs=inputs)
+        print(f"float16 weight storage: outputs within {cost:.2e} of the float32 weights' outputs")
     style = None
     if painting is not None:
         if options is None:

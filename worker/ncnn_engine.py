@@ -34,7 +34,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, numpy_helper
 
-from imgenhance.onnx_passes import batchnorm_as_prelu
+from imgenhance.onnx_passes import batchnorm_as_prelu, fp16_weights_as_fp32
 
 if TYPE_CHECKING:
     from worker.runtime import Session
@@ -114,6 +114,7 @@ def convert(model: onnx.ModelProto) -> NcnnGraph:
     """The graph in ncnn's format; raises ``Unsupported`` for what ncnn cannot run as it is."""
     work = onnx.ModelProto()
     work.CopyFrom(model)
+    fp16_weights_as_fp32(work)
     batchnorm_as_prelu(work)
     try:
         work = onnx.shape_inference.infer_shapes(work)

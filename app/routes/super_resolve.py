@@ -42,8 +42,8 @@ async def super_resolve(
         str | None,
         Form(
             description="a super-resolve model id from /v1/models, or a variant: general (bicubic-trained, "
-            "sharpest on clean images), real-world (Real-ESRGAN x4plus: blur, noise and JPEG) or anime "
-            "(default: the general model)"
+            "sharpest on clean images, fast), quality (x4, RRDBNet: +0.2 dB on Set14, ~30x slower), real-world "
+            "(Real-ESRGAN x4plus: blur, noise and JPEG) or anime (default: the general model)"
         ),
     ] = None,
     outscale: Annotated[

@@ -14,7 +14,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from training import ncnn, pretrained
+from training import archs, ncnn, pretrained
 from training.ncnn import FP16_TAG, NcnnError, NcnnFiles
 
 rng = np.random.default_rng(0)
@@ -158,3 +158,26 @@ def test_install_refuses_a_build_that_differs_from_its_card(tmp_path: Path, monk
     with pytest.raises(NcnnError, match="differs from the one its card measured"):
         ncnn.install(files, tmp_path)
     assert not (tmp_path / "sr-x.onnx").exists()
+
+
+def test_an_imported_card_starts_a_fine_tune_with_the_weights_its_graph_runs() -> None:
+    """``init_from = "models/sr-realesrgan-x4plus.json"`` (the quality tier's start): the
+    graph's ncnn-named weights land in our RRDBNet, which then computes what the file does."""
+    from imgenhance.cards import read_card
+    from training.config import TrainConfig
+    from training.train import initial_weights
+    from worker.runtime import open_session
+
+    models = Path(__file__).resolve().parents[2] / "models"
+    card = read_card(models / "sr-realesrgan-x4plus.json")
+    onnx_path = models / card.file
+    if not onnx_path.exists():
+        pytest.skip(f"{onnx_path.name} is built at set-up: make ncnn-models")
+    config = TrainConfig.from_toml(Path(__file__).resolve().parents[2] / "training/configs/sr_quality_x4.toml")
+    assert config.init_from == "models/sr-realesrgan-x4plus.json"
+    net = archs.build(config.arch, archs.full_args(config.arch, config.arch_args, config.scale)).eval()
+    net.load_state_dict(initial_weights(models / "sr-realesrgan-x4plus.json"))
+    x = rng.random((1, 3, 12, 10), dtype=np.float32)
+    with torch.no_grad():
+        ours = net(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(ours, open_session(onnx_path).run(None, {"input": x})[0], atol=1e-4, rtol=0)

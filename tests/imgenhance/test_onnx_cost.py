@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from onnx import TensorProto, helper, numpy_helper
 
-from bench.flops import conv_flops_per_pixel
+from imgenhance.onnx_cost import conv_flops_per_pixel
 
 
 def test_conv_and_conv_transpose_flops_per_input_pixel() -> None:
