@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip install --disable-pip-version-check -q
 DATA   ?= ../shared/datasets
 
-.PHONY: serve ncnn-models test lint format bench weights train-sr train-denoise finetune-denoise train-realworld distill-realworld train-style train-style-cpu train-style-any-cpu export-all export-styles train-gan-digits train-gan-faces ablate-gan export-gan eval eval-realworld mutate clean
+.PHONY: serve ncnn-models test lint format bench weights train-sr train-denoise finetune-denoise train-sr-quality train-realworld distill-realworld train-style train-style-cpu train-style-any-cpu export-all export-styles train-gan-digits train-gan-faces ablate-gan export-gan eval eval-realworld mutate clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -63,8 +63,10 @@ train-sr: $(VENV)/.dev  ## retrain the shipped super-resolution models (GPU reco
 	$(BIN)/python -m training --data-root $(DATA) train --config training/configs/sr_compact_x4.toml
 	$(BIN)/python -m training --data-root $(DATA) train --config training/configs/sr_compact_x2.toml
 
-# The quality tier starts from x4plus's weights (built by ncnn-models); INIT=models/sr-quality-x4.json
-# goes on from the shipped model instead, in a later GPU window.
+# The quality tier starts from x4plus's weights (built by ncnn-models). MINUTES is the run's whole
+# budget: after an interruption, the same command goes on from last.pt until it is spent. To go on
+# from the shipped model in a later GPU window: INIT=models/sr-quality-x4.json with a fresh
+# runs/sr-quality-x4 (a last.pt there is resumed first).
 train-sr-quality: $(VENV)/.dev ncnn-models  ## x4 quality tier, RRDBNet 23 blocks (GPU; MINUTES=20; resumable), exported
 	$(BIN)/python -m training --data-root $(DATA) train --config training/configs/sr_quality_x4.toml \
 		--set max_minutes=$(or $(MINUTES),20) $(if $(INIT),--set 'init_from="$(INIT)"') --out runs/sr-quality-x4 --resume auto

@@ -304,7 +304,9 @@ class ModelCard(_Strict):
     sha256: str
     bytes: int
     opset: int
-    graph_passes: list[str] = Field(default_factory=list, description="exact rewrites applied after export")
+    graph_passes: list[str] = Field(
+        default_factory=list, description="rewrites applied after export: exact, except weights-fp16 (rounded weights)"
+    )
     architecture: Architecture
     io: ModelIO
     training: Training
@@ -318,6 +320,15 @@ class ModelCard(_Strict):
 
     def summary(self) -> str:
         return f"{self.id} ({self.task}, x{self.scale}, {self.variant})"
+
+
+def with_earlier_speed(card: ModelCard, earlier: Path) -> ModelCard:
+    """``card`` with the speed figures of the card at ``earlier`` when both describe the same
+    file (same sha256): a re-export or re-import that wrote the same bytes keeps them."""
+    if not earlier.exists():
+        return card
+    old = read_card(earlier)
+    return card.model_copy(update={"speed": old.speed}) if old.sha256 == card.sha256 else card
 
 
 def file_sha256(path: Path) -> str:

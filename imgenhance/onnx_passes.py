@@ -68,19 +68,33 @@ def prelu_as_batchnorm(model: onnx.ModelProto) -> int:
 
 
 FP16_SUFFIX = "/fp16"
+FP16_MIN_ELEMENTS = 4096  # smaller weights (biases, norms, slopes) stay float32: they are a rounding error of the file
+FP16_MAX = 65504.0
 
 
-def weights_as_fp16(model: onnx.ModelProto, min_elements: int = 4096) -> int:
-    """Store, in place, every float32 initialiser of at least ``min_elements`` values as
-    float16 behind a Cast back to float32; returns how many."""
+def stored_as_fp16(elements: int, largest_magnitude: float) -> bool:
+    """Whether ``weights_as_fp16`` stores a float32 weight of this size and range as float16
+    (one rule, also used to round the PyTorch model that the file is checked against)."""
+    return elements >= FP16_MIN_ELEMENTS and largest_magnitude <= FP16_MAX
+
+
+def weights_as_fp16(model: onnx.ModelProto) -> int:
+    """Store, in place, every float32 initialiser that ``stored_as_fp16`` picks as float16
+    behind a Cast back to float32; returns how many. Initialisers that are also graph
+    inputs (overridable at run time) stay as they are."""
     graph = model.graph
+    taken = {i.name for i in graph.initializer} | {i.name for i in graph.input}
+    taken |= {name for n in graph.node for name in [*n.input, *n.output]}
+    inputs = {i.name for i in graph.input}
     casts: list[onnx.NodeProto] = []
     kept: list[onnx.TensorProto] = []
     for init in graph.initializer:
-        if init.data_type != onnx.TensorProto.FLOAT or int(np.prod(init.dims)) < min_elements:
+        values = numpy_helper.to_array(init) if init.data_type == onnx.TensorProto.FLOAT else None
+        big = values is not None and values.size and stored_as_fp16(values.size, float(np.abs(values).max()))
+        if values is None or not big or init.name in inputs or init.name + FP16_SUFFIX in taken:
             kept.append(init)
             continue
-        half = numpy_helper.from_array(numpy_helper.to_array(init).astype(np.float16), init.name + FP16_SUFFIX)
+        half = numpy_helper.from_array(values.astype(np.float16), init.name + FP16_SUFFIX)
         kept.append(half)
         casts.append(helper.make_node("Cast", [half.name], [init.name], to=onnx.TensorProto.FLOAT))
     del graph.initializer[:]
@@ -98,7 +112,8 @@ def fp16_weights_as_fp32(model: onnx.ModelProto) -> int:
     nodes = []
     for node in graph.node:
         source = node.input[0] if node.op_type == "Cast" and node.input else ""
-        if source in halves and source == node.output[0] + FP16_SUFFIX:
+        to_float = any(a.name == "to" and a.i == onnx.TensorProto.FLOAT for a in node.attribute)
+        if source in halves and source == node.output[0] + FP16_SUFFIX and to_float:
             values = numpy_helper.to_array(halves[source]).astype(np.float32)
             restored[node.output[0]] = numpy_helper.from_array(values, node.output[0])
         else:

@@ -101,7 +101,14 @@ def cmd_export(args: argparse.Namespace) -> None:
             grid = args.grid.with_name(f"{args.grid.stem}-{painting.name}{args.grid.suffix}") if args.grid else None
             model_id = f"style-{painting.name}"
             publish(
-                one, model_id, args.models_dir, args.variant or "named", False, replace(options, grid=grid), painting
+                one,
+                model_id,
+                args.models_dir,
+                args.variant or "named",
+                False,
+                replace(options, grid=grid),
+                painting,
+                fp16_weights=args.fp16_weights,
             )
         return
     if not args.id:
@@ -328,7 +335,9 @@ def parser() -> argparse.ArgumentParser:
         "--style", nargs="*", help="named styles: the paintings to export (default: every painting of the checkpoint)"
     )
     e.add_argument(
-        "--variant", help="general, quality, real-world or arbitrary (default: arbitrary for AdaIN, else general)"
+        "--variant",
+        help="general, quality, real-world, anime, arbitrary or named (default: named for a named-style run, "
+        "arbitrary for AdaIN, else general)",
     )
     e.add_argument("--default", action="store_true", help="serve it when a request names no model (default: no)")
     e.add_argument(

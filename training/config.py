@@ -97,6 +97,7 @@ class TrainConfig(_TomlConfig):
     patience: int = 0  # validations without improvement before stopping; 0 = never
     seed: int = 0
     amp: bool = False  # bf16 autocast (CUDA, or a CPU with bf16 instructions): loop.use_bf16
+    channels_last: bool = False  # NHWC activations: cuDNN's faster layout (RRDBNet's bf16 step 1.2x on an H100)
 
     def __post_init__(self) -> None:
         self.betas = tuple(self.betas)  # type: ignore[assignment]

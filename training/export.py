@@ -33,7 +33,7 @@ from imgenhance.cards import (
     file_sha256,
 )
 from imgenhance.onnx_cost import card_flops_per_pixel
-from imgenhance.onnx_passes import prelu_as_batchnorm, weights_as_fp16
+from imgenhance.onnx_passes import prelu_as_batchnorm, stored_as_fp16, weights_as_fp16
 from training import archs
 from training.archs.unet import BLIND, LEVEL_SCALE
 from training.checkpoint import ArchSpec, Checkpoint
@@ -143,11 +143,12 @@ def export_onnx(
 
 
 def rounded_to_fp16(model: nn.Module) -> nn.Module:
-    """A copy whose weights are what float16 storage keeps of them (computed in float32)."""
+    """A copy whose weights are what ``weights_as_fp16`` keeps of them: the tensors it
+    stores as float16 rounded to float16 (computed in float32), the rest as they are."""
     out = copy.deepcopy(model)
     with torch.no_grad():
         for tensor in [*out.parameters(), *out.buffers()]:
-            if tensor.dtype == torch.float32:
+            if tensor.dtype == torch.float32 and stored_as_fp16(tensor.numel(), float(tensor.abs().max())):
                 tensor.copy_(tensor.half().float())
     return out
 

@@ -27,9 +27,9 @@ def load_from_card(card_path: Path) -> nn.Module:
     whole = onnx.load(str(Path(card_path).parent / card.file))
     fp16_weights_as_fp32(whole)
     graph = whole.graph
-    from training.ncnn_import import ARCHITECTURES, torch_model
+    from training.ncnn_import import BUILT_BY, torch_model
 
-    if card.id in ARCHITECTURES:  # an imported graph: ncnn layer names, matched in graph order
+    if card.training.built_by == BUILT_BY:  # an imported graph: ncnn layer names, matched in graph order
         return torch_model(card.id, graph)
     model = archs.build(card.architecture.name, card.architecture.args).eval()
     if card.architecture.name == "Generator":

@@ -31,8 +31,10 @@ from imgenhance.cards import (
     TensorSpec,
     Training,
     file_sha256,
+    with_earlier_speed,
     write_card,
 )
+from imgenhance.onnx_cost import card_flops_per_pixel
 from training import archs
 from training.export import OPSET, ParityError
 from training.ncnn import NcnnFiles, convert, fetch
@@ -147,7 +149,11 @@ def import_ncnn(
         opset=OPSET,
         graph_passes=[],
         architecture=Architecture(
-            name=name, args=args, params=archs.count_params(net), receptive_radius=archs.receptive_radius(name, args)
+            name=name,
+            args=args,
+            params=archs.count_params(net),
+            receptive_radius=archs.receptive_radius(name, args),
+            flops_per_pixel=card_flops_per_pixel(onnx_path, archs.size_multiple(name, args)),
         ),
         io=ModelIO(
             inputs=[TensorSpec(name="input", shape=[-1, 3, -1, -1])],
@@ -177,5 +183,6 @@ def import_ncnn(
         data_terms=LICENCE,
         created=datetime.now(UTC).replace(microsecond=0).isoformat(),
     )
+    card = with_earlier_speed(card, models_dir / f"{files.model_id}.json")
     write_card(card, models_dir / f"{files.model_id}.json")
     return card

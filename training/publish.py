@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from imgenhance.cards import ModelCard, StyleInfo, file_sha256, write_card
+from imgenhance.cards import ModelCard, StyleInfo, file_sha256, with_earlier_speed, write_card
 from training.archs.style import single_style
 from training.checkpoint import ArchSpec, Checkpoint
 from training.config import Painting
@@ -56,6 +56,8 @@ def publish(
         stage = Path(tmp)
         card = _build(ckpt, model_id, stage, variant, default, options, painting, fp16_weights)
         card_path = stage / f"{model_id}.json"
+        card = with_earlier_speed(card, models_dir / card_path.name)
+        write_card(card, card_path)
         for path in sorted(stage.iterdir(), key=lambda f: f == card_path):
             path.replace(models_dir / path.name)
     print(f"wrote {models_dir / card.file} and {models_dir / card_path.name}")

@@ -116,6 +116,8 @@ class SRRun:
         if cfg.init_from:
             self.model.load_state_dict(initial_weights(Path(cfg.init_from)))
             log.info("generator initialised from %s", cfg.init_from)
+        self.layout = torch.channels_last if cfg.channels_last else torch.contiguous_format
+        self.model.to(memory_format=self.layout)
         self.ema = EMA(self.model, cfg.ema_decay)
         self.opt = make_optimizer(cfg.optimizer, self.model.parameters(), cfg.lr, cfg.betas)
         self.perceptual = perceptual_term(cfg, dev)
@@ -168,6 +170,7 @@ class SRRun:
         """One batch: generator terms, its update and EMA, the discriminator's update."""
         cfg, dev = self.cfg, self.dev
         inp, target = self.source.sample(cfg.batch_size)
+        inp = inp.contiguous(memory_format=self.layout)
         with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=self.amp):
             pred = self.model(inp)
         pred = pred.float()

@@ -1,4 +1,4 @@
-"""bench/flops.py counts what a hand count gives on a small graph."""
+"""imgenhance.onnx_cost (cards, bench/flops.py) counts what a hand count gives on a small graph."""
 
 from __future__ import annotations
 

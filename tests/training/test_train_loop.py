@@ -108,3 +108,29 @@ def test_a_gradient_spike_is_clipped_to_a_multiple_of_the_recent_median_norm() -
     off = loop.SpikeClip(factor=0.0)
     param.grad = torch.full((4,), 500.0)
     assert not off([param]) and float(param.grad.norm()) == 1000.0
+
+
+def test_ema_moves_every_weight_by_the_same_fraction_towards_the_model() -> None:
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4))
+    ema = loop.EMA(model, decay=0.9)
+    before = [p.clone() for p in ema.model.parameters()]
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(1.0)
+        model[1].running_mean.add_(2.0)
+    ema.update(model)
+    for old, new, target in zip(before, ema.model.parameters(), model.parameters(), strict=True):
+        torch.testing.assert_close(new, old + 0.1 * (target - old))
+    torch.testing.assert_close(ema.model[1].running_mean, model[1].running_mean)  # buffers copied as they are
+
+
+def test_channels_last_trains_the_same_model(folder: Path, tmp_path: Path) -> None:
+    """The layout is a speed setting: the same seed gives the same weights, to float rounding."""
+    runs = {}
+    for layout in (False, True):
+        out = tmp_path / f"run-{layout}"
+        train(tiny(steps=3, val_every=3, channels_last=layout), folder, out, progress=False)
+        runs[layout] = torch.load(out / "best.pt", weights_only=True)["params_ema"]
+    for key, value in runs[False].items():
+        torch.testing.assert_close(runs[True][key], value, rtol=1e-4, atol=1e-5)
