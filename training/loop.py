@@ -92,7 +92,8 @@ def start_run(config: dict[str, Any], out_dir: Path, device: str, seed: int, thr
 
 
 class Budget:
-    """How far a run is, as the larger of steps done and time used (a minutes budget of 0 = none)."""
+    """How far a run is, as the larger of steps done and time used (a minutes budget of 0 = none).
+    A run of 0 steps is done before it starts: it only writes its starting weights."""
 
     def __init__(self, steps: int, minutes: float, elapsed_before: float = 0.0) -> None:
         self.steps, self.seconds = steps, minutes * 60
@@ -103,4 +104,6 @@ class Budget:
         return time.monotonic() - self.clock
 
     def fraction(self, step: int) -> float:
+        if self.steps <= 0:
+            return 1.0
         return max(step / self.steps, self.elapsed / self.seconds if self.seconds else 0.0)

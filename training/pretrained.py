@@ -229,7 +229,33 @@ def load_vgg16_arrays(path: Path | None = None) -> dict[str, np.ndarray]:
     path = path or VGG16_LPIPS.cached
     if not Path(path).exists():
         raise WeightsError(f"no VGG16 weights at {path}: run `python -m training weights fetch` (needs pip access)")
-    return load_file(str(path))
+    # float32 whatever the file stores: a packed copy (``pack_vgg16``) holds float16
+    return {k: v.astype(np.float32) for k, v in load_file(str(path)).items()}
+
+
+def pack_vgg16(out_dir: Path) -> Path:
+    """The cached VGG16 file again, float16, in ``out_dir`` under its cache name: half the
+    bytes, for a machine that can be reached only through a small upload and has no pip
+    access (``IMGENHANCE_CACHE=<out_dir>`` there). Float16 keeps 11 significant bits, far
+    below what moves a loss or a metric; the source's hash stays in the metadata."""
+    from safetensors.numpy import save_file
+
+    full = load_vgg16_arrays(fetch_vgg16())
+    arrays = {k: v.astype(np.float16) for k, v in full.items()}
+    check_close_features(full, {k: v.astype(np.float32) for k, v in arrays.items()})
+    out = Path(out_dir) / VGG16_LPIPS.name
+    out.parent.mkdir(parents=True, exist_ok=True)
+    save_file(
+        arrays,
+        str(out),
+        metadata={
+            "source": f"pip {VGG16_LPIPS.requirement}: {VGG16_LPIPS.member}",
+            "sha256": VGG16_LPIPS.sha256,
+            "licence": VGG16_LPIPS.licence,
+            "stored_as": "float16 copy of the verified float32 conversion",
+        },
+    )
+    return out
 
 
 # -- verification --------------------------------------------------------------------
@@ -295,6 +321,23 @@ def check_trained(arrays: dict[str, np.ndarray]) -> str:
     if not near > far + 0.2:
         raise WeightsError(f"relu3_3 does not tell images apart: blur similarity {near:.2f}, other image {far:.2f}")
     return f"conv1_1 low-frequency share {smoothness:.2f}; relu3_3 cosine: blurred {near:.2f}, other image {far:.2f}"
+
+
+def check_close_features(reference: dict[str, np.ndarray], other: dict[str, np.ndarray], tol: float = 1e-2) -> float:
+    """relu4_3 features of the probe images under ``other`` within ``tol`` (relative, L2)
+    of those under ``reference``; returns the relative error."""
+    import torch
+
+    from training.vgg import VGG16Features
+
+    a, b = (VGG16Features.from_arrays(w, last_layer="relu4_3") for w in (reference, other))
+    probe = torch.cat(_probe_images())
+    with torch.no_grad():
+        fa, fb = (vgg(probe, {"relu4_3"})["relu4_3"] for vgg in (a, b))
+    err = float((fa - fb).norm() / fa.norm().clamp_min(1e-12))
+    if err > tol:
+        raise WeightsError(f"the packed VGG16 computes relu4_3 {err:.1e} away from the original (limit {tol:g})")
+    return err
 
 
 def filter_smoothness(kernels: np.ndarray) -> float:

@@ -13,8 +13,6 @@ and precision.
 from __future__ import annotations
 
 import platform
-import statistics
-import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,6 +21,7 @@ import numpy as np
 
 from imgenhance.cards import ModelCard, SpeedFigure, read_card, write_card
 from imgenhance.onnx_cost import card_flops_per_pixel
+from imgenhance.timing import median_seconds
 
 
 def cpu_name() -> str:
@@ -41,17 +40,8 @@ def _cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-def median_ms(run: Callable[[], object], repeats: int, sync: Callable[[], None] = lambda: None) -> float:
-    for _ in range(2):
-        run()
-    sync()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        run()
-        sync()
-        times.append(time.perf_counter() - start)
-    return 1000 * statistics.median(times)
+def median_ms(run: Callable[[], object], repeats: int, sync: Callable[[], None] | None = None) -> float:
+    return 1000 * median_seconds(run, repeats, warmup=2, sync=sync or (lambda: None))
 
 
 def _input(card: ModelCard, side: int) -> np.ndarray:

@@ -6,7 +6,8 @@ when the window ends. Three commands make such runs add up:
 
 - ``pack-data``: the training sets re-encoded as JPEG 4:4:4 (photographs downscaled to
   ``--side``), adding photographs, spread evenly over the set, until ``--max-mb`` is
-  reached; validation sets are copied as they are.
+  reached; validation sets are copied as they are, and ``--copy-sets`` folders whole
+  (paintings, faces, digits with their label files).
 - ``snapshot``: a run's best weights (EMA, as float16: half the bytes) in parts of at
   most ``--part-mb``, with its history, curves, samples and log, into an output folder.
 - ``join-parts``: the parts back into a checkpoint that ``export``, ``eval`` and
@@ -57,10 +58,17 @@ def pack_data(
     max_mb: float,
     side: int = 512,
     quality: int = 95,
+    copy_sets: tuple[str, ...] | list[str] = (),
 ) -> list[Packed]:
     """Write the packed sets under ``out`` (one folder per set, as under a data root)."""
     out.mkdir(parents=True, exist_ok=True)
     packed, used = [], 0
+    for name in copy_sets:
+        shutil.copytree(data_root / name, out / name, dirs_exist_ok=True)
+        files = [f for f in (out / name).rglob("*") if f.is_file()]
+        size = sum(f.stat().st_size for f in files)
+        used += size
+        packed.append(Packed(name, len(files), size / 1e6))
     for name in val_sets:
         files = list_images([data_root / name])
         (out / name).mkdir(exist_ok=True)
@@ -145,3 +153,43 @@ def join_parts(folder: Path, out: Path) -> Checkpoint:
     ckpt = replace(ckpt, params=full)
     ckpt.save(out)
     return ckpt
+
+
+@dataclass(frozen=True)
+class PlannedRun:
+    """One line of a window plan (``scripts/gpu_plan.sh``): a run's name, its training
+    command (train, train-style or train-gan), its config and the options after it."""
+
+    name: str
+    program: str
+    config: Path
+    options: tuple[str, ...]
+
+
+def read_plan(path: Path) -> list[PlannedRun]:
+    """The plan's runs, each checked the way its command will read it: the options
+    parsed by that command's own parser and the config loaded with its ``--set``s, so a
+    typo fails here and not minutes into a lent GPU's window."""
+    import shlex
+
+    from training.cli import parser
+    from training.config import GanConfig, StyleConfig, TrainConfig
+
+    classes = {"train": TrainConfig, "train-style": StyleConfig, "train-gan": GanConfig}
+    runs: list[PlannedRun] = []
+    for number, line in enumerate(Path(path).read_text().splitlines(), 1):
+        words = shlex.split(line, comments=True)
+        if not words:
+            continue
+        if len(words) < 3 or words[1] not in classes:
+            raise ValueError(f"{path}:{number}: expected `name train|train-style|train-gan config [options]`")
+        name, program, config = words[0], words[1], Path(words[2])
+        if any(run.name == name for run in runs):
+            raise ValueError(f"{path}:{number}: a second run named {name}")
+        try:
+            args = parser().parse_args([program, "--config", str(config), *words[3:]])
+        except SystemExit as exc:
+            raise ValueError(f"{path}:{number}: options that `{program}` does not take") from exc
+        classes[program].from_toml(config, args.set)
+        runs.append(PlannedRun(name, program, config, tuple(words[3:])))
+    return runs

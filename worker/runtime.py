@@ -44,6 +44,7 @@ from imgenhance.catalog import Catalog
 from imgenhance.jobs import JobError
 from imgenhance.onnx_passes import prelu_as_batchnorm
 from imgenhance.settings import Settings
+from imgenhance.timing import median_seconds
 from worker import metrics
 
 log = logging.getLogger("imgenhance.worker")
@@ -290,13 +291,7 @@ def _time_runs(model: LoadedModel) -> float:
     """Median seconds of a few runs on one AUTO_SIDE-pixel input, after one untimed run."""
     side = max(AUTO_SIDE, 16 * model.card.io.size_multiple)
     feeds = _zeros(model.card, side)
-    model._infer(feeds)
-    times = []
-    for _ in range(AUTO_RUNS):
-        start = time.perf_counter()
-        model._infer(feeds)
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
+    return median_seconds(lambda: model._infer(feeds), AUTO_RUNS, warmup=1)
 
 
 def _zeros(card: ModelCard, side: int) -> dict[str, np.ndarray]:

@@ -25,6 +25,12 @@ def test_cosine_schedule_runs_from_base_to_minimum() -> None:
     assert cosine_lr(1e-3, 1e-6, 7.0) == pytest.approx(1e-6)  # past the budget it stays at the floor
 
 
+def test_a_budget_of_no_steps_is_spent_at_once_and_steps_or_minutes_end_the_others() -> None:
+    assert loop.Budget(0, 0).fraction(0) == 1.0  # `--set steps=0`: write the starting weights only
+    assert loop.Budget(10, 0).fraction(5) == pytest.approx(0.5)
+    assert loop.Budget(10, 1.0, elapsed_before=45.0).fraction(1) == pytest.approx(0.75, abs=0.01)
+
+
 def test_overfitting_means_train_up_while_validation_goes_down() -> None:
     rising = [{"train_psnr": 20 + i, "val_psnr": 25 - 0.1 * i} for i in range(5)]
     both_up = [{"train_psnr": 20 + i, "val_psnr": 25 + 0.1 * i} for i in range(5)]
