@@ -31,9 +31,10 @@ fi
 mkdir -p "$out"
 pids=()
 while read -r line; do
-  line=${line%%#*}
-  [ -z "${line// /}" ] && continue
-  eval "words=($line)"
+  # shell words, with # starting a comment only at the start of a word (as check-plan reads them)
+  eval "words=($line
+)"
+  [ ${#words[@]} -eq 0 ] && continue
   name=${words[0]} train=${words[1]} config=${words[2]}
   RUN="$runs/$name" TRAIN="$train" PYTHON="$python" \
     bash "$here/gpu_window.sh" "$deadline" "$out/$name" "$config" "${words[@]:3}" > "$out/$name.call.log" 2>&1 &
