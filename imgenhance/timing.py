@@ -10,28 +10,25 @@ import time
 from collections.abc import Callable
 
 
-def _nothing() -> None:
-    return None
-
-
 def run_times(
-    fn: Callable[[], object], repeats: int, warmup: int = 1, sync: Callable[[], None] = _nothing
+    fn: Callable[[], object], repeats: int, warmup: int = 1, sync: Callable[[], None] | None = None
 ) -> list[float]:
     """Seconds taken by each of ``repeats`` calls of ``fn``, after ``warmup`` untimed ones."""
+    drain = sync or (lambda: None)
     for _ in range(warmup):
         fn()
-    sync()
+    drain()
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
         fn()
-        sync()
+        drain()
         times.append(time.perf_counter() - start)
     return times
 
 
 def median_seconds(
-    fn: Callable[[], object], repeats: int, warmup: int = 1, sync: Callable[[], None] = _nothing
+    fn: Callable[[], object], repeats: int, warmup: int = 1, sync: Callable[[], None] | None = None
 ) -> float:
     """The median of ``run_times``: one slow call (a page fault, another process) moves it little."""
     return statistics.median(run_times(fn, repeats, warmup, sync))

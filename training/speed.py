@@ -41,7 +41,7 @@ def _cores() -> int:
 
 
 def median_ms(run: Callable[[], object], repeats: int, sync: Callable[[], None] | None = None) -> float:
-    return 1000 * median_seconds(run, repeats, warmup=2, sync=sync or (lambda: None))
+    return 1000 * median_seconds(run, repeats, warmup=2, sync=sync)
 
 
 def _input(card: ModelCard, side: int) -> np.ndarray:
