@@ -48,17 +48,13 @@ def _resume_from(resume: str | None, out: Path) -> Path | None:
 
 def _run_training(args: argparse.Namespace, program: str) -> None:
     """Load the program's config, then train into ``--out`` (default runs/<name>)."""
-    from training.config import GanConfig, StyleConfig, TrainConfig
+    from training.config import CONFIG_OF_COMMAND
     from training.train import train
     from training.train_gan import train_gan
     from training.train_style import train_style
 
-    config_class, loop = {
-        "train": (TrainConfig, train),
-        "train-style": (StyleConfig, train_style),
-        "train-gan": (GanConfig, train_gan),
-    }[program]
-    cfg = config_class.from_toml(args.config, args.set)
+    loop = {"train": train, "train-style": train_style, "train-gan": train_gan}[program]
+    cfg = CONFIG_OF_COMMAND[program].from_toml(args.config, args.set)
     out = args.out or Path("runs") / cfg.name
     resume = _resume_from(args.resume, out)
     best = loop(cfg, args.data_root, out, _device(args.device), resume, _command(args), not args.quiet)

@@ -254,3 +254,11 @@ class GanConfig(_TomlConfig):
                     f"progressive must double from at least 8 up to resolution ({self.resolution}), "
                     f"with stage_steps; got {steps}"
                 )
+
+
+# the config each training command reads (python -m training <command> --config ...)
+CONFIG_OF_COMMAND: dict[str, type[_TomlConfig]] = {
+    "train": TrainConfig,
+    "train-style": StyleConfig,
+    "train-gan": GanConfig,
+}

@@ -74,8 +74,9 @@ def pack_data(
         (out / name).mkdir(exist_ok=True)
         for f in files:
             shutil.copy(f, out / name / f.name)
-        used += sum(f.stat().st_size for f in files)
-        packed.append(Packed(name, len(files), sum(f.stat().st_size for f in files) / 1e6))
+        size = sum(f.stat().st_size for f in files)
+        used += size
+        packed.append(Packed(name, len(files), size / 1e6))
     for name in train_sets:
         (out / name).mkdir(exist_ok=True)
         size = 0
@@ -173,15 +174,14 @@ def read_plan(path: Path) -> list[PlannedRun]:
     import shlex
 
     from training.cli import parser
-    from training.config import GanConfig, StyleConfig, TrainConfig
+    from training.config import CONFIG_OF_COMMAND
 
-    classes = {"train": TrainConfig, "train-style": StyleConfig, "train-gan": GanConfig}
     runs: list[PlannedRun] = []
     for number, line in enumerate(Path(path).read_text().splitlines(), 1):
         words = shlex.split(line, comments=True)
         if not words:
             continue
-        if len(words) < 3 or words[1] not in classes:
+        if len(words) < 3 or words[1] not in CONFIG_OF_COMMAND:
             raise ValueError(f"{path}:{number}: expected `name train|train-style|train-gan config [options]`")
         name, program, config = words[0], words[1], Path(words[2])
         if any(run.name == name for run in runs):
@@ -190,6 +190,6 @@ def read_plan(path: Path) -> list[PlannedRun]:
             args = parser().parse_args([program, "--config", str(config), *words[3:]])
         except SystemExit as exc:
             raise ValueError(f"{path}:{number}: options that `{program}` does not take") from exc
-        classes[program].from_toml(config, args.set)
+        CONFIG_OF_COMMAND[program].from_toml(config, args.set)
         runs.append(PlannedRun(name, program, config, tuple(words[3:])))
     return runs
