@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip install --disable-pip-version-check -q
 DATA   ?= ../shared/datasets
 
-.PHONY: serve ncnn-models test lint format bench weights train-sr train-denoise finetune-denoise train-sr-quality train-realworld distill-realworld train-style train-style-cpu train-style-any-cpu export-all export-styles train-gan-digits train-gan-faces ablate-gan export-gan gpu-pack eval eval-realworld mutate clean
+.PHONY: serve ncnn-models test lint format bench weights train-sr train-denoise finetune-denoise train-sr-quality train-realworld distill-realworld distill-realworld-rrdb train-style train-style-cpu train-style-any-cpu export-all export-styles train-gan-digits train-gan-faces ablate-gan export-gan gpu-pack eval eval-realworld mutate clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -91,6 +91,10 @@ train-realworld: $(VENV)/.dev  ## real-world x4: PSNR stage from sr-compact-x4, 
 distill-realworld: $(VENV)/.dev ncnn-models  ## real-world x4 distilled from x4plus (resumable; MINUTES=85 on 2 CPU cores)
 	$(BIN)/python -m training --data-root $(DATA) train --config training/configs/sr_realworld_x4_distill.toml \
 		--set max_minutes=$(or $(MINUTES),85) --out runs/sr-realworld-x4-distill --resume auto
+
+distill-realworld-rrdb: $(VENV)/.dev ncnn-models  ## real-world x4 as x4plus's first 4 blocks, distilled from x4plus (resumable; MINUTES=108)
+	$(BIN)/python -m training --data-root $(DATA) train --config training/configs/sr_realworld_x4_rrdb4.toml \
+		--set max_minutes=$(or $(MINUTES),108) --out runs/sr-realworld-x4-rrdb4 --resume auto
 
 STYLE_CONFIGS := training/configs/styles
 

@@ -72,6 +72,9 @@ class TrainConfig(_TomlConfig):
     betas: tuple[float, float] = (0.9, 0.99)
     loss: str = "l1"  # l1 | charbonnier
     init_from: str = ""  # a checkpoint whose generator weights start this run (ESRGAN's second stage)
+    # RRDBNet: start from these body blocks of init_from's deeper network, in this order
+    # (a shallow student cut from its teacher; [] = init_from has this run's depth)
+    init_blocks: list[int] = field(default_factory=list)
     # distillation: a model card whose outputs on the (degraded) inputs are the targets, not the HR
     teacher: str = ""
     teacher_pool: int = 1024  # input / teacher-output pairs kept in memory, made at the start of the run
@@ -116,6 +119,12 @@ class TrainConfig(_TomlConfig):
             raise ValueError("teacher (distillation) is for super-resolution models")
         if self.teacher and not (0 <= self.teacher_refresh <= self.teacher_pool):
             raise ValueError("teacher_refresh must be between 0 and teacher_pool")
+        if self.init_blocks:
+            if not self.init_from or self.arch != "RRDBNet":
+                raise ValueError("init_blocks picks RRDBNet blocks of init_from: it needs both")
+            depth = int(self.arch_args.get("num_block", 23))
+            if len(self.init_blocks) != depth:
+                raise ValueError(f"init_blocks names {len(self.init_blocks)} blocks; the network has {depth}")
 
 
 @dataclass

@@ -31,6 +31,7 @@ from torch import nn
 from tqdm import tqdm
 
 from training import archs, sources
+from training.archs.rrdb import keep_blocks
 from training.checkpoint import ArchSpec, Checkpoint
 from training.config import TrainConfig
 from training.evaluate import Upscaler
@@ -114,8 +115,9 @@ class SRRun:
         self.arch = ArchSpec(cfg.arch, archs.full_args(cfg.arch, cfg.arch_args, cfg.scale))
         self.model = self.arch.build().to(dev)
         if cfg.init_from:
-            self.model.load_state_dict(initial_weights(Path(cfg.init_from)))
-            log.info("generator initialised from %s", cfg.init_from)
+            start = initial_weights(Path(cfg.init_from))
+            self.model.load_state_dict(keep_blocks(start, cfg.init_blocks) if cfg.init_blocks else start)
+            log.info("generator initialised from %s %s", cfg.init_from, cfg.init_blocks or "")
         self.layout = torch.channels_last if cfg.channels_last else torch.contiguous_format
         self.model.to(memory_format=self.layout)
         self.ema = EMA(self.model, cfg.ema_decay)

@@ -122,3 +122,30 @@ def test_every_sr_config_parses_and_the_distill_config_names_shipped_cards() -> 
     parsed = {path.stem: TrainConfig.from_toml(path) for path in configs}
     distill = parsed["sr_realworld_x4_distill"]
     assert (ROOT / distill.teacher).exists() and (ROOT / distill.init_from).exists()
+
+
+def test_a_shallow_rrdbnet_starts_from_the_named_blocks_of_a_deeper_one() -> None:
+    from training import archs
+    from training.archs.rrdb import keep_blocks
+
+    args = {"num_feat": 8, "num_grow_ch": 4, "scale": 4}
+    deep = archs.build("RRDBNet", {**args, "num_block": 5}).state_dict()
+    shallow = archs.build("RRDBNet", {**args, "num_block": 2})
+    shallow.load_state_dict(keep_blocks(deep, [0, 3]))  # strict: every key present, none left over
+    cut = shallow.state_dict()
+    assert torch.equal(cut["body.1.rdb1.conv1.weight"], deep["body.3.rdb1.conv1.weight"])
+    assert torch.equal(cut["body.0.rdb3.conv5.bias"], deep["body.0.rdb3.conv5.bias"])
+    assert torch.equal(cut["conv_up2.weight"], deep["conv_up2.weight"])
+    with pytest.raises(ValueError, match=r"\(0\.\.4\)"):
+        keep_blocks(deep, [0, 5])
+
+
+def test_init_blocks_needs_an_rrdbnet_its_init_and_one_block_per_layer() -> None:
+    rrdb = {"name": "t", "arch": "RRDBNet", "arch_args": {"num_block": 2}, "init_from": "x.json"}
+    TrainConfig.from_dict({**rrdb, "init_blocks": [0, 7]})
+    with pytest.raises(ValueError, match="names 3 blocks"):
+        TrainConfig.from_dict({**rrdb, "init_blocks": [0, 1, 2]})
+    with pytest.raises(ValueError, match="needs both"):
+        TrainConfig.from_dict({**rrdb, "init_from": "", "init_blocks": [0, 1]})
+    with pytest.raises(ValueError, match="needs both"):
+        TrainConfig.from_dict({"name": "t", "init_from": "x.json", "init_blocks": [0]})

@@ -84,3 +84,16 @@ class RRDBNet(nn.Module):
         feat = _lrelu(self.conv_up1(F.interpolate(feat, scale_factor=2, mode="nearest")))
         feat = _lrelu(self.conv_up2(F.interpolate(feat, scale_factor=2, mode="nearest")))
         return self.conv_last(_lrelu(self.conv_hr(feat)))
+
+
+def keep_blocks(state: dict[str, torch.Tensor], blocks: list[int]) -> dict[str, torch.Tensor]:
+    """A deeper RRDBNet's state dict cut to ``blocks`` of its body (renumbered 0, 1, ...),
+    every other layer kept: a shallow network that starts from a deep one's features."""
+    depth = len({key.split(".")[1] for key in state if key.startswith("body.")})
+    if any(not 0 <= b < depth for b in blocks):
+        raise ValueError(f"blocks {blocks}: the network has {depth} (0..{depth - 1})")
+    cut = {k: v for k, v in state.items() if not k.startswith("body.")}
+    for new, old in enumerate(blocks):
+        prefix = f"body.{old}."
+        cut.update({f"body.{new}.{k[len(prefix) :]}": v for k, v in state.items() if k.startswith(prefix)})
+    return cut
