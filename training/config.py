@@ -9,12 +9,14 @@ without guessing.
 
 from __future__ import annotations
 
+import inspect
 import itertools
 import tomllib
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from training.archs.rrdb import RRDBNet
 from training.style_losses import GRAM_CONTENT_WEIGHT, GRAM_STYLE_WEIGHT
 
 
@@ -122,7 +124,8 @@ class TrainConfig(_TomlConfig):
         if self.init_blocks:
             if not self.init_from or self.arch != "RRDBNet":
                 raise ValueError("init_blocks picks RRDBNet blocks of init_from: it needs both")
-            depth = int(self.arch_args.get("num_block", 23))
+            default = inspect.signature(RRDBNet).parameters["num_block"].default
+            depth = int(self.arch_args.get("num_block", default))
             if len(self.init_blocks) != depth:
                 raise ValueError(f"init_blocks names {len(self.init_blocks)} blocks; the network has {depth}")
 
