@@ -37,7 +37,8 @@ class GatewayState:
 
     @classmethod
     def open(cls, settings: Settings) -> GatewayState:
-        assert settings.redis_url, "the gateway needs a Redis URL (imgenhance serve provides one in embedded mode)"
+        if not settings.redis_url:
+            raise SystemExit("the gateway needs a Redis URL (imgenhance serve provides one in embedded mode)")
         connection = Redis.from_url(settings.redis_url)
         catalog = Catalog.load(settings.models_dir)
         return cls(

@@ -134,19 +134,41 @@ class JobStore:
                         headers={"Retry-After": "10"},
                     )
                 self.check_active(owner)
-                self._enqueue(queue, job_id, task, params, {**meta, "owner": owner.name})
-                if owner.limits.max_active_jobs:
-                    self.connection.sadd(self._active_key(owner.name), job_id)
-                    self.connection.expire(self._active_key(owner.name), ttl)
-                self._remember(owner, job_id)
-                if idempotency is not None:
-                    record = json.dumps({"job": job_id, "fingerprint": idempotency.fingerprint})
-                    self.connection.set(idempotency.redis_key(owner.name), record, ex=ttl)
+                # The job's indexes first and the enqueue last: a failure on the way
+                # leaves no queued job that the client was told (503) does not exist,
+                # and a retry with the same Idempotency-Key finds no record of it.
+                indexes = self._index(owner, job_id, idempotency)
+                try:
+                    self._enqueue(queue, job_id, task, params, {**meta, "owner": owner.name})
+                except BaseException:
+                    with contextlib.suppress(Exception):
+                        self._unindex(owner, job_id, indexes)
+                    raise
         except BaseException:
             with contextlib.suppress(Exception):
                 self._drop(input_keys)
             raise
         return job_id, False
+
+    def _index(self, owner: Caller, job_id: str, idempotency: Idempotency | None) -> list[str]:
+        """The keys a new job is recorded under (active set, owner's list, idempotency);
+        returns the idempotency key written, if any, for ``_unindex``."""
+        ttl = self.settings.data_ttl_seconds
+        if owner.limits.max_active_jobs:
+            self.connection.sadd(self._active_key(owner.name), job_id)
+            self.connection.expire(self._active_key(owner.name), ttl)
+        self._remember(owner, job_id)
+        if idempotency is None:
+            return []
+        record = json.dumps({"job": job_id, "fingerprint": idempotency.fingerprint})
+        self.connection.set(idempotency.redis_key(owner.name), record, ex=ttl)
+        return [idempotency.redis_key(owner.name)]
+
+    def _unindex(self, owner: Caller, job_id: str, written: list[str]) -> None:
+        self.connection.srem(self._active_key(owner.name), job_id)
+        self.connection.zrem(self._owned_key(owner.name), job_id)
+        if written:
+            self.connection.delete(*written)
 
     @staticmethod
     def _owned_key(owner: str) -> str:
@@ -274,7 +296,8 @@ class JobStore:
             timeout=self.settings.job_timeout_seconds,
             result_ttl=ttl,
             failure_ttl=ttl,
-            ttl=ttl,
+            # No ttl while queued: a job no worker took within the data TTL must still be
+            # there for one to fail it visibly (its inputs have expired), not vanish.
             retry=Retry(max=self.settings.job_retries) if self.settings.job_retries else None,
             on_failure=Callback(jobs.on_failure),
             meta={"progress": 0.0, "attempts": 0, "created_at": datetime.now(UTC).isoformat(), **meta},
@@ -299,9 +322,7 @@ class JobStore:
         return self.view_of(self.fetch(job_id, owner))
 
     def view_of(self, job: Job) -> JobView:
-        status = JobStatus.from_rq(job.get_status(refresh=False))
-        if status is JobStatus.FAILED and job.meta.get("canceled"):
-            status = JobStatus.CANCELED
+        status = jobs.status_of(job)
         kwargs = job.kwargs
         result = job.return_value(refresh=False) if status is JobStatus.SUCCEEDED else None
         started = _utc(job.started_at)
@@ -314,7 +335,7 @@ class JobStore:
             error = job.meta.get("error") or "the job failed"
         elif status is JobStatus.CANCELED:
             error = "canceled on request"
-        links = {"self": f"/v1/jobs/{job.id}", "result": f"/v1/jobs/{job.id}/result"}
+        links = jobs.links(job.id)
         return JobView(
             id=job.id,
             task=kwargs["task"],
@@ -363,6 +384,10 @@ class JobStore:
         tile. Finished: 409."""
         job = self.fetch(job_id, owner)
         status = job.get_status(refresh=False)
+        # Taking the id off its queue is the atomic test of "still queued": a worker may
+        # have dequeued the job since its status was read, and then it is running.
+        if status == RQStatus.QUEUED and not self.connection.lrem(self.queue(job.origin).key, 0, job_id):
+            status = RQStatus.STARTED
         if status in (RQStatus.QUEUED, RQStatus.DEFERRED, RQStatus.SCHEDULED):
             with contextlib.suppress(InvalidJobOperation):  # already canceled by a concurrent request
                 job.cancel()

@@ -274,7 +274,7 @@ class LocalBackend:
 
     def _run(self, card: ModelCard, params: JobParams, uploads: dict[str, bytes]) -> Output:
         """What ``worker.tasks.run_job`` does between reading the uploads and storing the result."""
-        from imgenhance.jobs import JobError
+        from imgenhance.jobs import JobError, WorkerNotEquipped
         from worker.codec import Encoded, decode, encode
         from worker.pipelines import TileSettings, run_encoded
 
@@ -287,6 +287,8 @@ class LocalBackend:
             body, content_type = encode(out, params.output_format, params.quality)
         except JobError as exc:
             raise Failed(f"422 job-failed: {exc}") from exc
+        except WorkerNotEquipped as exc:
+            raise Failed(f"500 job-failed: {exc}") from exc
         return Output(body, content_type, card.id)
 
     def _model(self, card: ModelCard) -> LoadedModel:

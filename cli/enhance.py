@@ -33,11 +33,11 @@ from rich.progress import (
 from rich.table import Table
 
 from cli.backends import Backend, Enhance, EnhanceTask, Failed, LocalBackend, ServerBackend
+from imgenhance.client import API_KEY_ENV
 from imgenhance.params import MAX_OUTSCALE, MAX_SIGMA, STYLE_MAX_SIDE, OutputFormat, denoise_level_conflict
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
 SUFFIX: dict[str, str] = {"png": ".png", "jpeg": ".jpg", "webp": ".webp"}
-API_KEY_ENV = "IMGENHANCE_API_KEY"
 
 
 class UsageError(Exception):

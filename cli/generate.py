@@ -18,7 +18,8 @@ from typing import Literal
 from rich.console import Console
 
 from cli.backends import Backend, Failed, Generate, LocalBackend, ServerBackend
-from cli.enhance import API_KEY_ENV, bounded
+from cli.enhance import bounded
+from imgenhance.client import API_KEY_ENV
 from imgenhance.params import MAX_IMAGES, MAX_SEED, OutputFormat
 
 BY_SUFFIX: dict[str, OutputFormat] = {".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg", ".webp": "webp"}

@@ -6,3 +6,4 @@ contract, and the command line. It imports neither torch nor onnxruntime.
 """
 
 __version__ = "0.1.0"
+REDIS_NAMESPACE = "imgenhance"  # the prefix of every Redis key the project writes beside RQ's

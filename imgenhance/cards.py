@@ -19,6 +19,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 Task = Literal["super-resolve", "denoise", "style-transfer", "generate"]
 TASKS: tuple[Task, ...] = ("super-resolve", "denoise", "style-transfer", "generate")
+# Largest |ONNX - PyTorch| a card's file may show at export, and what any other engine
+# running the file (ncnn) is held to against ONNX Runtime.
+PARITY_TOLERANCE = 1e-4
 
 
 class _Strict(BaseModel):

@@ -24,11 +24,11 @@ from rq.job import JobStatus as RQStatus
 from rq.serializers import JSONSerializer
 from rq.timeouts import JobTimeoutException
 
-from imgenhance import webhooks
+from imgenhance import REDIS_NAMESPACE, webhooks
 
+NAMESPACE = REDIS_NAMESPACE
 ENTRYPOINT = "worker.tasks.run_job"
 SERIALIZER = JSONSerializer
-NAMESPACE = "imgenhance"
 
 
 class JobStatus(StrEnum):
@@ -58,6 +58,18 @@ _FROM_RQ = {
     RQStatus.STOPPED: JobStatus.FAILED,
     RQStatus.CANCELED: JobStatus.CANCELED,
 }
+
+
+def status_of(job: Job) -> JobStatus:
+    """The API's status of an RQ job (as last fetched): a running job stopped on request
+    fails in RQ's terms and is canceled in ours."""
+    status = JobStatus.from_rq(job.get_status(refresh=False))
+    return JobStatus.CANCELED if status is JobStatus.FAILED and job.meta.get("canceled") else status
+
+
+def links(job_id: str) -> dict[str, str]:
+    """Where a job and its result are, for the job view and the webhook event."""
+    return {"self": f"/v1/jobs/{job_id}", "result": f"/v1/jobs/{job_id}/result"}
 
 
 def input_key(job_id: str, name: str) -> str:
@@ -100,6 +112,12 @@ class JobCanceled(JobError):
         super().__init__("canceled on request")
 
 
+class WorkerNotEquipped(Exception):
+    """The worker that took the job cannot run it as installed (a model file missing):
+    the operator's fault, not the client's, so an internal error whose message says what
+    to install; it is retried, maybe on a worker that has it."""
+
+
 JOB_FAILURES = Counter(
     "imgenhance_job_failures_total",
     "Failed job attempts, by reason (input, internal, timeout, abandoned, canceled); retried ones included",
@@ -113,6 +131,8 @@ def describe_failure(exc_type: type[BaseException] | None, exc: BaseException | 
         return str(exc), "canceled"
     if isinstance(exc, JobError):
         return str(exc), "input"
+    if isinstance(exc, WorkerNotEquipped):
+        return str(exc), "internal"
     if exc_type is AbandonedJobError or isinstance(exc, AbandonedJobError):
         return "the worker running this job stopped unexpectedly", "abandoned"
     if exc_type is not None and issubclass(exc_type, JobTimeoutException):

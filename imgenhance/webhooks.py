@@ -27,7 +27,8 @@ from urllib.parse import urlsplit, urlunsplit
 from pydantic import BaseModel, ConfigDict, Field
 from redis import Redis
 
-NAMESPACE = "imgenhance"
+from imgenhance import REDIS_NAMESPACE as NAMESPACE
+
 DUE = f"{NAMESPACE}:webhooks:due"
 # Attempt n (from 1) that fails waits BACKOFF[n - 1] seconds before the next one.
 BACKOFF = (1.0, 5.0, 30.0, 120.0, 600.0)

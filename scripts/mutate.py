@@ -433,7 +433,7 @@ FAULTS: list[Fault] = [
     ),
     Fault(
         "parity-tolerance-1",
-        "training/export.py",
+        "imgenhance/cards.py",
         "PARITY_TOLERANCE = 1e-4",
         "PARITY_TOLERANCE = 1.0",
         (PARITY,),

@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from imgenhance.cards import (
+    PARITY_TOLERANCE,
     Architecture,
     GeneratorInfo,
     ModelCard,
@@ -39,7 +40,6 @@ from training.archs.unet import BLIND, LEVEL_SCALE
 from training.checkpoint import ArchSpec, Checkpoint
 
 OPSET = 17
-PARITY_TOLERANCE = 1e-4
 DATA_TERMS = {
     "T91": "T91 (Yang et al. 2010)",
     "BSD200": "BSD200 (BSDS300 training split, Martin et al. 2001)",

@@ -203,7 +203,8 @@ def _encode_png16(pic: Picture) -> bytes:
     if pic.alpha is not None:
         planes.append(_quantise(pic.alpha, 16)[..., None])
     ok, buf = cv2.imencode(".png", np.concatenate(planes, axis=2), [cv2.IMWRITE_PNG_COMPRESSION, 3])
-    assert ok, "OpenCV failed to encode a 16-bit PNG"
+    if not ok:
+        raise RuntimeError("OpenCV failed to encode a 16-bit PNG")
     return _with_icc(buf.tobytes(), pic.icc_profile)
 
 

@@ -28,7 +28,8 @@ def build_runtime(settings: Settings, connection: Redis) -> Catalog:
     """Load every model once and make it available to job functions in this process,
     with GPU metrics beside the worker metrics."""
     catalog = Catalog.load(settings.models_dir)
-    assert len(catalog), f"no model cards in {settings.models_dir}: nothing to serve"
+    if not len(catalog):
+        raise SystemExit(f"no model cards in {settings.models_dir}: nothing to serve")
     context.install(context.WorkerContext(settings, Runtime(catalog, settings), connection))
     metrics.register_gpu_collector()
     return catalog
@@ -52,7 +53,8 @@ def build_worker(settings: Settings, connection: Redis, catalog: Catalog, in_thr
 
 def run(settings: Settings) -> None:
     """Deployment mode: one worker in this process's main thread, until SIGTERM."""
-    assert settings.redis_url, "imgenhance worker needs REDIS_URL (embedded mode runs workers inside `serve`)"
+    if not settings.redis_url:
+        raise SystemExit("imgenhance worker needs REDIS_URL (embedded mode runs workers inside `serve`)")
     connection = Redis.from_url(settings.redis_url)
     catalog = build_runtime(settings, connection)
     if settings.metrics_port:

@@ -34,6 +34,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, numpy_helper
 
+from imgenhance.cards import PARITY_TOLERANCE as PARITY
 from imgenhance.onnx_passes import batchnorm_as_prelu, fp16_weights_as_fp32
 
 if TYPE_CHECKING:
@@ -42,7 +43,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("imgenhance.worker")
 
 MAGIC = 7767517
-PARITY = 1e-4  # training/export.py PARITY_TOLERANCE: what every card's ONNX file was held to
 PARITY_SHAPE = (32, 48)  # (H, W) of the check at load: multiples of every card's size_multiple
 PROVIDER = "ncnn CPU (fp32)"
 INSTALL_HINT = "pip install 'imgenhance[worker,ncnn]'"

@@ -41,7 +41,7 @@ import onnxruntime as ort
 
 from imgenhance.cards import ModelCard, file_sha256
 from imgenhance.catalog import Catalog
-from imgenhance.jobs import JobError
+from imgenhance.jobs import WorkerNotEquipped
 from imgenhance.onnx_passes import prelu_as_batchnorm
 from imgenhance.settings import Settings
 from imgenhance.timing import median_seconds
@@ -360,7 +360,7 @@ class Runtime:
 
     def get(self, model_id: str) -> LoadedModel:
         if model_id not in self.models:
-            raise JobError(
+            raise WorkerNotEquipped(
                 f"model {model_id!r} is not installed on this worker (it has {sorted(self.models)}); "
                 "models built at set-up need `python -m training.ncnn install` on the worker host"
             )

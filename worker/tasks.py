@@ -16,6 +16,7 @@ import redis
 from redis import Redis
 from rq import get_current_job
 from rq.job import Job
+from rq.timeouts import JobTimeoutException
 
 from imgenhance.jobs import JobCanceled, JobError, cancel_key, publish, result_key
 from imgenhance.params import TASK_PARAMS, JobResult
@@ -130,8 +131,10 @@ def run_job(task: str, params: dict[str, Any]) -> dict[str, Any]:
         job.meta["canceled"] = True
         metrics.JOBS.labels(**labels, status="canceled").inc()
         raise
-    except JobError:
-        job.retries_left = 0  # the same input would fail the same way
+    except (JobError, JobTimeoutException):
+        # The same input would fail the same way, or take as long again: retries are for
+        # workers that died under a job.
+        job.retries_left = 0
         metrics.JOBS.labels(**labels, status="failed").inc()
         raise
     except Exception:

@@ -15,10 +15,11 @@ from rq.job import Job
 from standardwebhooks.webhooks import Webhook
 
 from imgenhance import webhooks
-from imgenhance.jobs import SERIALIZER, JobStatus
+from imgenhance.jobs import SERIALIZER, JobStatus, links, status_of
 from imgenhance.settings import Settings
 
 log = logging.getLogger("imgenhance.webhooks")
+NOT_ENDED_DELAY = 2.0  # seconds before a job scheduled ahead of its stored end is looked at again
 
 EVENTS: dict[JobStatus, webhooks.EventType] = {
     JobStatus.SUCCEEDED: "job.succeeded",
@@ -42,7 +43,10 @@ class WebhookSender:
 
     def stop(self) -> None:
         self.stopping.set()
-        self.thread.join(5)
+        if self.thread.ident is not None:  # started
+            self.thread.join(5)
+        if not self.thread.is_alive():
+            self.client.close()
 
     def _run(self) -> None:
         while not self.stopping.wait(self.poll_seconds):
@@ -55,9 +59,7 @@ class WebhookSender:
                 log.exception("webhooks: unexpected error; the sender goes on")
 
     def event(self, job: Job) -> tuple[webhooks.EventType, bytes]:
-        status = JobStatus.from_rq(job.get_status(refresh=False))
-        if status is JobStatus.FAILED and job.meta.get("canceled"):
-            status = JobStatus.CANCELED
+        status = status_of(job)
         kind = EVENTS[status]
         payload = {
             "type": kind,
@@ -67,7 +69,7 @@ class WebhookSender:
                 "task": job.kwargs.get("task"),
                 "status": status.value,
                 "error": job.meta.get("error") if status is JobStatus.FAILED else None,
-                "links": {"self": f"/v1/jobs/{job.id}", "result": f"/v1/jobs/{job.id}/result"},
+                "links": links(job.id),
             },
         }
         return kind, json.dumps(payload, separators=(",", ":")).encode()
@@ -80,11 +82,17 @@ class WebhookSender:
             return
         url = str(job.meta.get("webhook", ""))
         status = JobStatus.from_rq(job.get_status(refresh=False))
-        if not url or not status.finished:
+        past = webhooks.deliveries(self.connection, job_id)
+        if not url or any(d.delivered for d in past):  # a second schedule of one ending
             self.connection.zrem(webhooks.DUE, job_id)
             return
+        if not status.finished:
+            # Scheduled by a failure callback before the failure was stored (RQ's cleanup
+            # of a dead worker's job runs the callback first): the end is moments away.
+            webhooks.schedule(self.connection, job_id, NOT_ENDED_DELAY)
+            return
         kind, body = self.event(job)
-        attempt = len(webhooks.deliveries(self.connection, job_id)) + 1
+        attempt = len(past) + 1
         code, error = None, None
         try:
             target = webhooks.check_target(url, self.settings.webhook_allow_private)  # again: DNS may have changed
@@ -97,7 +105,12 @@ class WebhookSender:
                 "webhook-timestamp": str(int(moment.timestamp())),
                 "webhook-signature": self.signer.sign(f"msg_{job_id}", moment, body.decode()),
             }
-            code = self.client.post(pinned_url, content=body, headers=headers, extensions=extensions).status_code
+            # The status line is all we need: a receiver's body is never read, so a slow or
+            # endless one cannot hold the sender or fill the worker's memory.
+            with self.client.stream(
+                "POST", pinned_url, content=body, headers=headers, extensions=extensions
+            ) as response:
+                code = response.status_code
         except webhooks.WebhookRefused as exc:
             error = str(exc)
             attempt = webhooks.MAX_ATTEMPTS  # never retried

@@ -25,7 +25,7 @@ async def list_jobs(
     state: StateDep,
     caller: CallerDep,
     limit: Annotated[int, Query(ge=1, le=100, description="jobs per page")] = 20,
-    cursor: Annotated[float | None, Query(description="from the previous page's `next`")] = None,
+    cursor: Annotated[float | None, Query(allow_inf_nan=False, description="from the previous page's `next`")] = None,
 ) -> JobList:
     """Jobs live as long as their data (``IMGENHANCE_DATA_TTL_SECONDS``); a client that
     lost track of its jobs (a restart) finds them here."""

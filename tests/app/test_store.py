@@ -5,15 +5,19 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
-from redis import Redis
+import pytest
+from redis import Redis, RedisError
 
 from app.errors import QueueFull, TooManyActiveJobs
 from app.ratelimit import Caller
-from app.store import JobStore
+from app.store import Idempotency, JobStore
+from imgenhance import jobs
+from imgenhance.jobs import JobStatus
 from imgenhance.params import SuperResolveParams
 from imgenhance.settings import KeyLimits, Settings
 
 PARAMS = SuperResolveParams(model="sr-compact-x4", scale=4, output_format="png")
+UPLOADED = {"inputs": {"image": {"format": "png", "width": 8, "height": 8, "bytes": 64}}}  # as the routes write it
 
 
 def admitted(store: JobStore, caller: Caller, attempts: int) -> list[str]:
@@ -39,3 +43,55 @@ def test_the_active_job_limit_holds_exactly_under_concurrent_submits(redis: Redi
     store = JobStore(redis, Settings())
     outcomes = admitted(store, Caller("ci", KeyLimits(max_active_jobs=7)), 100)
     assert outcomes.count("admitted") == 7 and set(outcomes) == {"admitted", "TooManyActiveJobs"}
+
+
+def test_a_queued_job_does_not_expire_before_a_worker_can_fail_it(redis: Redis) -> None:
+    """Its inputs expire with the data TTL; the job must stay for a worker to fail it
+    visibly ("expired before a worker took the job") rather than vanish from the queue."""
+    store = JobStore(redis, Settings(data_ttl_seconds=60))
+    job_id, _ = store.submit("super-resolve", PARAMS, {"image": b"x" * 64}, {}, Caller("anonymous", KeyLimits()))
+    assert redis.ttl(f"rq:job:{job_id}") == -1  # no expiry while queued
+    assert 0 < redis.ttl(jobs.input_key(job_id, "image")) <= 60
+
+
+def test_a_submit_that_fails_to_enqueue_leaves_nothing_behind(redis: Redis, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No inputs, no entry in the owner's list or active set, no idempotency record: a retry
+    with the same key makes the job afresh instead of replaying one that never existed."""
+    store = JobStore(redis, Settings())
+    caller = Caller("ci", KeyLimits(max_active_jobs=3))
+    key = Idempotency("retry-me", "fingerprint")
+
+    def broken(*_: object, **__: object) -> None:
+        raise RedisError("connection lost")
+
+    monkeypatch.setattr(store, "_enqueue", broken)
+    with pytest.raises(RedisError):
+        store.submit("super-resolve", PARAMS, {"image": b"x" * 64}, {}, caller, key)
+    assert redis.keys(f"{jobs.NAMESPACE}:input:*") == []
+    assert redis.exists(key.redis_key("ci")) == 0
+    assert redis.zcard(store._owned_key("ci")) == 0 and redis.scard(store._active_key("ci")) == 0
+    monkeypatch.undo()
+    job_id, replayed = store.submit("super-resolve", PARAMS, {"image": b"x" * 64}, {}, caller, key)
+    assert not replayed and redis.lrange("rq:queue:super-resolve", 0, -1) == [job_id.encode()]
+
+
+def test_cancel_of_a_job_a_worker_just_took_asks_the_worker_to_stop(redis: Redis) -> None:
+    """The status still says queued but the id has left the queue: the job is running, so it
+    is not marked canceled under the worker, and its inputs stay until the worker stops."""
+    store = JobStore(redis, Settings())
+    caller = Caller("anonymous", KeyLimits())
+    job_id, _ = store.submit("super-resolve", PARAMS, {"image": b"x" * 64}, UPLOADED, caller)
+    assert redis.lpop("rq:queue:super-resolve") == job_id.encode()  # a worker's dequeue
+    view = store.cancel(job_id, caller)
+    assert view.status is JobStatus.QUEUED
+    assert redis.get(jobs.cancel_key(job_id)) == b"1"
+    assert redis.exists(jobs.input_key(job_id, "image")) == 1
+
+
+def test_cancel_of_a_queued_job_takes_it_off_the_queue(redis: Redis) -> None:
+    store = JobStore(redis, Settings())
+    caller = Caller("anonymous", KeyLimits())
+    job_id, _ = store.submit("super-resolve", PARAMS, {"image": b"x" * 64}, UPLOADED, caller)
+    assert store.cancel(job_id, caller).status is JobStatus.CANCELED
+    assert redis.llen("rq:queue:super-resolve") == 0
+    assert redis.exists(jobs.input_key(job_id, "image")) == 0 and redis.exists(jobs.cancel_key(job_id)) == 0

@@ -210,5 +210,8 @@ def test_list_jobs_pages_through_the_callers_own_jobs_newest_first(make_service)
             seen += [job["id"] for job in page["jobs"]]
             url = page["next"]
         bobs = client.get("/v1/jobs", headers=BOB).json()
+        bad_cursors = [client.get(f"/v1/jobs?cursor={c}", headers=ALICE) for c in ("nan", "inf", "-inf", "x")]
     assert seen == mine[::-1]
+    assert [r.status_code for r in bad_cursors] == [422] * 4  # not a 500 from Redis
+    assert all(r.headers["content-type"] == "application/problem+json" for r in bad_cursors)
     assert [job["id"] for job in bobs["jobs"]] == [theirs] and bobs["next"] is None

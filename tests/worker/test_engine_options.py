@@ -11,6 +11,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 from pydantic import ValidationError
 
+from imgenhance.cards import PARITY_TOLERANCE as PARITY
 from imgenhance.catalog import Catalog
 from imgenhance.settings import Settings
 from tests.support.threads import outputs_from_threads
@@ -25,7 +26,6 @@ from worker.runtime import (
 )
 
 MODELS = Path(__file__).resolve().parents[2] / "models"
-PARITY = 1e-4  # training/export.py PARITY_TOLERANCE: what every card's ONNX file was held to
 
 
 def prelu_net(channels: int = 8) -> bytes:

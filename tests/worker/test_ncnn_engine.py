@@ -12,6 +12,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 from pydantic import ValidationError
 
+from imgenhance.cards import PARITY_TOLERANCE as PARITY
 from imgenhance.catalog import Catalog
 from imgenhance.onnx_passes import batchnorm_as_prelu, prelu_as_batchnorm
 from imgenhance.settings import Settings
@@ -19,7 +20,6 @@ from tests.support.threads import outputs_from_threads
 from worker.runtime import EngineUnavailable, load_model, open_cpu_session, open_session
 
 MODELS = Path(__file__).resolve().parents[2] / "models"
-PARITY = 1e-4  # training/export.py PARITY_TOLERANCE: what every card's ONNX file was held to
 NCNN = "ncnn CPU (fp32)"
 ORT = "CPUExecutionProvider"
 

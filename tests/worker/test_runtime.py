@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from imgenhance.catalog import Catalog
-from imgenhance.jobs import JobError
+from imgenhance.jobs import WorkerNotEquipped, describe_failure
 from imgenhance.settings import Settings
 from worker.runtime import ModelFileMismatch, Runtime, choose_providers
 
@@ -28,8 +28,10 @@ def test_runtime_loads_every_card_and_runs() -> None:
     model = runtime.get("sr-compact-x4")
     assert model.provider == "CPUExecutionProvider" and model.load_seconds > 0
     assert model(np.zeros((2, 3, 8, 10), np.float32)).shape == (2, 3, 32, 40)
-    with pytest.raises(JobError, match="not installed"):
+    with pytest.raises(WorkerNotEquipped, match="not installed") as missing:
         runtime.get("nope")
+    # The operator's fault, not the client's: an internal error, with the message kept.
+    assert describe_failure(WorkerNotEquipped, missing.value, None) == (str(missing.value), "internal")  # type: ignore[arg-type]
 
 
 def test_a_model_file_that_does_not_match_its_card_is_refused(tmp_path: Path) -> None:

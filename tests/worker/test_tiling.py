@@ -151,7 +151,7 @@ def test_progress_reports_every_batch() -> None:
 
 
 def test_a_wrong_output_shape_is_reported() -> None:
-    with pytest.raises(AssertionError, match="model returned"):
+    with pytest.raises(RuntimeError, match="model returned"):
         run_tiled(np.zeros((3, 20, 20), np.float32), lambda b: b, 2, max_tile=16, overlap=4)
 
 
