@@ -308,13 +308,11 @@ class LocalBackend:
 
 def _label(card: ModelCard, label: str | int | None) -> int | None:
     """A class name or index, as the generate route reads it."""
-    classes = card.generator.classes if card.generator else []
     if label is None:
         return None
-    if isinstance(label, str) and label in classes:
-        return classes.index(label)
-    index = int(label) if isinstance(label, int) or label.isdigit() else -1
-    if not 0 <= index < len(classes):
-        known = f"its classes are {classes}" if classes else "it is unconditional"
-        raise Failed(f"422 invalid-parameter: no class {label!r} in {card.id}; {known}")
-    return index
+    from imgenhance.cards import UnknownClass
+
+    try:
+        return card.class_index(label)
+    except UnknownClass as exc:
+        raise Failed(f"422 invalid-parameter: {exc}") from exc

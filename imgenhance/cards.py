@@ -123,6 +123,10 @@ class GeneratorInfo(_Strict):
     truncation: str = "psi scales z towards the mean (0): 1 = full variety, smaller = more typical images"
 
 
+class UnknownClass(ValueError):
+    pass
+
+
 # -- measured quality: one typed block per task, written by `python -m training eval` ----
 
 Protocol = dict[str, str | int | float | list[float] | list[str]]
@@ -317,12 +321,26 @@ class ModelCard(_Strict):
     style: StyleInfo | None = Field(None, description="named style-transfer models: the painting")
     generator: GeneratorInfo | None = Field(None, description="generate models: what they make")
     quality: Quality
+
     speed: list[SpeedFigure] = Field(default_factory=list, description="one figure per machine, engine and precision")
     data_terms: str
     created: str
 
     def summary(self) -> str:
         return f"{self.id} ({self.task}, x{self.scale}, {self.variant})"
+
+    def class_index(self, label: str | int) -> int:
+        """A generate request's class, a name or an index (digits in a string count as an
+        index when they are not a name), as its index; ``UnknownClass`` says why not."""
+        classes = self.generator.classes if self.generator else []
+        if isinstance(label, str) and label in classes:
+            return classes.index(label)
+        if not classes:
+            raise UnknownClass(f"{self.id} is unconditional: it takes no class")
+        index = label if isinstance(label, int) else int(label) if label.isdigit() else -1
+        if not 0 <= index < len(classes):
+            raise UnknownClass(f"no class {label!r} in {self.id}; its classes are {classes} (or 0-{len(classes) - 1})")
+        return index
 
 
 def with_earlier_speed(card: ModelCard, earlier: Path) -> ModelCard:

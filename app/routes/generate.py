@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from app.deps import ApiKeyDep, CallerDep, StateDep
 from app.errors import InvalidParameter
 from app.submit import JSON_SUBMIT_ROUTE, IdempotencyHeader, PreferHeader, SubmitOptions, resolve, submit
-from imgenhance.cards import ModelCard
+from imgenhance.cards import ModelCard, UnknownClass
 from imgenhance.params import MAX_ANIMATION_IMAGES, MAX_IMAGES, MAX_SEED, GenerateParams, Interpolation, OutputFormat
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], dependencies=[ApiKeyDep])
@@ -40,18 +40,12 @@ class GenerateRequest(BaseModel):
 
 
 def _label(card: ModelCard, label: str | int | None) -> int | None:
-    classes = card.generator.classes if card.generator else []
     if label is None:
         return None
-    if not classes:
-        raise InvalidParameter(f"{card.id} is unconditional: it takes no class", field="class")
-    if isinstance(label, int) and 0 <= label < len(classes):
-        return label
-    if isinstance(label, str) and label in classes:
-        return classes.index(label)
-    raise InvalidParameter(
-        f"no class {label!r} in {card.id}; its classes are {classes} (or 0-{len(classes) - 1})", field="class"
-    )
+    try:
+        return card.class_index(label)
+    except UnknownClass as exc:
+        raise InvalidParameter(str(exc), field="class") from exc
 
 
 def _format(request: GenerateRequest) -> OutputFormat:
