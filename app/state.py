@@ -38,7 +38,7 @@ class GatewayState:
     @classmethod
     def open(cls, settings: Settings) -> GatewayState:
         if not settings.redis_url:
-            raise SystemExit("the gateway needs a Redis URL (imgenhance serve provides one in embedded mode)")
+            raise RuntimeError("the gateway needs a Redis URL (imgenhance serve provides one in embedded mode)")
         connection = Redis.from_url(settings.redis_url)
         catalog = Catalog.load(settings.models_dir)
         return cls(

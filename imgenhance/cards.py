@@ -321,7 +321,6 @@ class ModelCard(_Strict):
     style: StyleInfo | None = Field(None, description="named style-transfer models: the painting")
     generator: GeneratorInfo | None = Field(None, description="generate models: what they make")
     quality: Quality
-
     speed: list[SpeedFigure] = Field(default_factory=list, description="one figure per machine, engine and precision")
     data_terms: str
     created: str

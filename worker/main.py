@@ -29,7 +29,7 @@ def build_runtime(settings: Settings, connection: Redis) -> Catalog:
     with GPU metrics beside the worker metrics."""
     catalog = Catalog.load(settings.models_dir)
     if not len(catalog):
-        raise SystemExit(f"no model cards in {settings.models_dir}: nothing to serve")
+        raise RuntimeError(f"no model cards in {settings.models_dir}: nothing to serve")
     context.install(context.WorkerContext(settings, Runtime(catalog, settings), connection))
     metrics.register_gpu_collector()
     return catalog
