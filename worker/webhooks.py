@@ -81,7 +81,7 @@ class WebhookSender:
             self.connection.zrem(webhooks.DUE, job_id)  # expired: nobody to tell about it
             return
         url = str(job.meta.get("webhook", ""))
-        status = JobStatus.from_rq(job.get_status(refresh=False))
+        status = status_of(job)
         past = webhooks.deliveries(self.connection, job_id)
         if not url or any(d.delivered for d in past):  # a second schedule of one ending
             self.connection.zrem(webhooks.DUE, job_id)

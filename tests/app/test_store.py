@@ -75,6 +75,21 @@ def test_a_submit_that_fails_to_enqueue_leaves_nothing_behind(redis: Redis, monk
     assert not replayed and redis.lrange("rq:queue:super-resolve", 0, -1) == [job_id.encode()]
 
 
+def test_a_submit_whose_bookkeeping_fails_leaves_no_queued_job(redis: Redis, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The client is told the submit failed (the error reaches it as a 503), so no job may be
+    left queued to run behind its back, and its inputs are gone."""
+    store = JobStore(redis, Settings())
+
+    def broken(*_: object, **__: object) -> None:
+        raise RedisError("connection lost")
+
+    monkeypatch.setattr(store, "_remember", broken)
+    with pytest.raises(RedisError):
+        store.submit("super-resolve", PARAMS, {"image": b"x" * 64}, UPLOADED, Caller("anonymous", KeyLimits()))
+    assert redis.llen("rq:queue:super-resolve") == 0
+    assert redis.keys(f"{jobs.NAMESPACE}:input:*") == [] and redis.keys("rq:job:*") == []
+
+
 def test_cancel_of_a_job_a_worker_just_took_asks_the_worker_to_stop(redis: Redis) -> None:
     """The status still says queued but the id has left the queue: the job is running, so it
     is not marked canceled under the worker, and its inputs stay until the worker stops."""
