@@ -11,13 +11,13 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import math
 import re
 import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 from redis import Redis
 from rq import Callback, Queue, Retry
@@ -38,7 +38,7 @@ from app.errors import (
 from app.ratelimit import Caller
 from app.schemas import JobView, ResultInfo, Timings, WebhookView
 from imgenhance import jobs, webhooks
-from imgenhance.jobs import JobStatus
+from imgenhance.jobs import JobMeta, JobStatus
 from imgenhance.params import JobParams, JobResult
 from imgenhance.settings import Settings
 
@@ -51,10 +51,6 @@ def _seconds(start: datetime | None, end: datetime | None) -> float | None:
 
 def _utc(moment: datetime | None) -> datetime | None:
     return moment.replace(tzinfo=UTC) if moment is not None and moment.tzinfo is None else moment
-
-
-def _parse(moment: object) -> datetime | None:
-    return _utc(datetime.fromisoformat(moment)) if isinstance(moment, str) else None
 
 
 # What RQ accepts as a job id; anything else cannot name a job (and RQ would raise).
@@ -83,6 +79,31 @@ def fingerprint(task: str, params: JobParams, uploads: dict[str, bytes]) -> str:
 
 
 @dataclass(frozen=True)
+class PageCursor:
+    """Where a page of ``GET /v1/jobs`` ended: the last job's creation time (its score
+    in the owner's index) and its id. Jobs made in the same instant tie on the score;
+    Redis orders those by id, so the id carries on from the right one and a page
+    boundary neither skips nor repeats a job."""
+
+    score: float
+    job_id: str
+
+    def __str__(self) -> str:
+        return f"{self.score!r}:{self.job_id}"
+
+    @classmethod
+    def parse(cls, text: str) -> PageCursor:
+        score, separator, job_id = text.partition(":")
+        try:
+            value = float(score)
+        except ValueError:
+            value = math.nan
+        if not separator or not math.isfinite(value) or not JOB_ID.fullmatch(job_id):
+            raise InvalidParameter("not a cursor this service gave out; follow a page's `next`", field="cursor")
+        return cls(value, job_id)
+
+
+@dataclass(frozen=True)
 class ResultStream:
     """A result read from Redis a chunk at a time, so serving it never holds it whole."""
 
@@ -104,7 +125,7 @@ class JobStore:
         task: str,
         params: JobParams,
         uploads: dict[str, bytes],
-        meta: dict[str, Any],
+        meta: JobMeta,
         owner: Caller,
         idempotency: Idempotency | None = None,
     ) -> tuple[str, bool]:
@@ -139,7 +160,7 @@ class JobStore:
                 # and a retry with the same Idempotency-Key finds no record of it.
                 indexes = self._index(owner, job_id, idempotency)
                 try:
-                    self._enqueue(queue, job_id, task, params, {**meta, "owner": owner.name})
+                    self._enqueue(queue, job_id, task, params, meta.model_copy(update={"owner": owner.name}))
                 except BaseException:
                     with contextlib.suppress(Exception):
                         self._unindex(owner, job_id, indexes)
@@ -183,31 +204,44 @@ class JobStore:
             pipe.expire(key, ttl)
             pipe.execute()
 
-    def owned(self, owner: Caller, limit: int, before: float | None) -> tuple[list[JobView], float | None]:
-        """The owner's jobs, newest first, created before ``before`` (a cursor); returns
-        the page and the cursor of the next one (None at the end)."""
+    def owned(self, owner: Caller, limit: int, after: PageCursor | None) -> tuple[list[JobView], PageCursor | None]:
+        """The owner's jobs, newest first, after ``after`` (the previous page's cursor);
+        returns the page and the cursor of the next one (None at the end)."""
         key = self._owned_key(owner.name)
-        top = f"({before}" if before is not None else "+inf"
+        # Inclusive of the cursor's score: jobs tied with the last one shown come next.
+        top = repr(after.score) if after is not None else "+inf"
         page: list[JobView] = []
-        cursor = top
-        while len(page) < limit:
-            batch: list[tuple[bytes, float]] = self.connection.zrevrangebyscore(  # type: ignore[assignment]
-                key, cursor, "-inf", start=0, num=limit, withscores=True
-            )
-            if not batch:
-                return page, None
-            for member, score in batch:
-                job_id = member.decode()
-                cursor = f"({score!r}"
-                try:
-                    page.append(self.view(job_id, owner))
-                except JobNotFound:
-                    self.connection.zrem(key, job_id)  # expired
-                    continue
-                if len(page) == limit:
-                    more = self.connection.zcount(key, "-inf", cursor)
-                    return page, float(score) if more else None
-        return page, None
+        expired: list[str] = []
+        offset = 0
+        try:
+            while True:
+                batch: list[tuple[bytes, float]] = self.connection.zrevrangebyscore(  # type: ignore[assignment]
+                    key, top, "-inf", start=offset, num=limit, withscores=True
+                )
+                if not batch:
+                    return page, None
+                offset += len(batch)
+                for member, score in batch:
+                    job_id = member.decode()
+                    if after is not None and score == after.score and job_id >= after.job_id:
+                        continue  # on an earlier page
+                    try:
+                        page.append(self.view(job_id, owner))
+                    except JobNotFound:
+                        expired.append(job_id)
+                        continue
+                    if len(page) == limit:
+                        last = PageCursor(score, job_id)
+                        return page, last if self._any_older(key, last) else None
+        finally:
+            if expired:  # removed only now: removing them while paging would shift the offsets
+                self.connection.zrem(key, *expired)
+
+    def _any_older(self, key: str, cursor: PageCursor) -> bool:
+        if self.connection.zcount(key, "-inf", f"({cursor.score!r}"):
+            return True
+        tied: list[bytes] = self.connection.zrangebyscore(key, cursor.score, cursor.score)  # type: ignore[assignment]
+        return any(member.decode() < cursor.job_id for member in tied)
 
     def _drop(self, keys: list[str]) -> None:
         if keys:
@@ -287,7 +321,7 @@ class JobStore:
                 headers={"Retry-After": "5"},
             )
 
-    def _enqueue(self, queue: Queue, job_id: str, task: str, params: JobParams, meta: dict[str, Any]) -> None:
+    def _enqueue(self, queue: Queue, job_id: str, task: str, params: JobParams, meta: JobMeta) -> None:
         ttl = self.settings.data_ttl_seconds
         queue.enqueue_call(
             jobs.ENTRYPOINT,
@@ -300,7 +334,7 @@ class JobStore:
             # there for one to fail it visibly (its inputs have expired), not vanish.
             retry=Retry(max=self.settings.job_retries) if self.settings.job_retries else None,
             on_failure=Callback(jobs.on_failure),
-            meta={"progress": 0.0, "attempts": 0, "created_at": datetime.now(UTC).isoformat(), **meta},
+            meta=meta.model_copy(update={"created_at": datetime.now(UTC)}).model_dump(mode="json", exclude_none=True),
         )
 
     def fetch(self, job_id: str, owner: Caller) -> Job:
@@ -314,7 +348,7 @@ class JobStore:
             job = Job.fetch(job_id, connection=self.connection, serializer=jobs.SERIALIZER)
         except NoSuchJobError as exc:
             raise missing from exc
-        if job.meta.get("owner", owner.name) != owner.name:
+        if JobMeta.of(job).owner not in (None, owner.name):
             raise missing
         return job
 
@@ -323,16 +357,15 @@ class JobStore:
 
     def view_of(self, job: Job) -> JobView:
         status = jobs.status_of(job)
+        meta = JobMeta.of(job)
         kwargs = job.kwargs
         result = job.return_value(refresh=False) if status is JobStatus.SUCCEEDED else None
         started = _utc(job.started_at)
-        # A job failed by registry cleanup (its worker died) has no ended_at: the failure callback's time stands in.
-        ended = (_utc(job.ended_at) or _parse(job.meta.get("failed_at"))) if status.finished else None
-        # RQ resets enqueued_at when it retries a job; the creation time is kept in meta.
-        enqueued = _parse(job.meta.get("created_at")) or _utc(job.enqueued_at)
+        ended = (_utc(job.ended_at) or _utc(meta.failed_at)) if status.finished else None
+        enqueued = _utc(meta.created_at) or _utc(job.enqueued_at)
         error = None
         if status is JobStatus.FAILED:
-            error = job.meta.get("error") or "the job failed"
+            error = meta.error or "the job failed"
         elif status is JobStatus.CANCELED:
             error = "canceled on request"
         links = jobs.links(job.id)
@@ -340,7 +373,7 @@ class JobStore:
             id=job.id,
             task=kwargs["task"],
             status=status,
-            progress=1.0 if status is JobStatus.SUCCEEDED else float(job.meta.get("progress", 0.0)),
+            progress=1.0 if status is JobStatus.SUCCEEDED else meta.progress,
             params=kwargs["params"],
             model=kwargs["params"]["model"],
             created_at=enqueued,
@@ -349,14 +382,14 @@ class JobStore:
             timings=Timings(
                 queued_seconds=_seconds(enqueued, started) if status is not JobStatus.CANCELED or started else None,
                 run_seconds=_seconds(started, ended) if started else None,
-                inference_seconds=job.meta.get("inference_seconds"),
+                inference_seconds=meta.inference_seconds,
             ),
-            attempts=int(job.meta.get("attempts", 0)),
+            attempts=meta.attempts,
             error=error,
-            error_kind=job.meta.get("error_kind", "internal") if status is JobStatus.FAILED else None,
+            error_kind=(meta.error_kind or "internal") if status is JobStatus.FAILED else None,
             result=ResultInfo.from_result(JobResult.model_validate(result)) if result else None,
-            webhook=WebhookView(url=job.meta["webhook"], deliveries=webhooks.deliveries(self.connection, job.id))
-            if job.meta.get("webhook")
+            webhook=WebhookView(url=meta.webhook, deliveries=webhooks.deliveries(self.connection, job.id))
+            if meta.webhook
             else None,
             links=links,
         )
@@ -392,7 +425,7 @@ class JobStore:
             with contextlib.suppress(InvalidJobOperation):  # already canceled by a concurrent request
                 job.cancel()
             jobs.discard_inputs(self.connection, job)
-            if job.meta.get("webhook"):
+            if JobMeta.of(job).webhook:
                 webhooks.schedule(self.connection, job_id)
         elif status == RQStatus.STARTED:
             self.connection.set(jobs.cancel_key(job_id), 1, ex=self.settings.job_timeout_seconds + 60)

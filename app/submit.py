@@ -35,8 +35,8 @@ from app.store import Idempotency, ResultStream, fingerprint
 from imgenhance import webhooks
 from imgenhance.cards import ModelCard, Task
 from imgenhance.catalog import UnknownModel
-from imgenhance.jobs import JobStatus
-from imgenhance.params import IMAGE, JobParams, OutputFormat
+from imgenhance.jobs import JobMeta, JobStatus, UploadFacts
+from imgenhance.params import IMAGE, JobParams, OutputFormat, quality_conflict
 from imgenhance.settings import Settings
 
 PROBLEM: dict[str, Any] = {"content": {"application/problem+json": {}}}
@@ -199,8 +199,9 @@ def choose_format(
     side = max(out_w, out_h)
     webp_fits = side <= MAX_SIDE["webp"]
     chosen: OutputFormat = fmt or ("webp" if info.has_alpha and info.bits == 8 and webp_fits else "png")
-    if quality is not None and chosen == "png":
-        raise InvalidParameter("quality applies to jpeg and webp output; png is lossless")
+    conflict = quality_conflict(chosen, quality)
+    if conflict:
+        raise InvalidParameter(conflict, field="quality")
     if side > MAX_SIDE.get(chosen, side):
         raise InvalidParameter(
             f"{chosen} images can be at most {MAX_SIDE[chosen]:,} pixels a side and the output would be "
@@ -271,14 +272,13 @@ async def submit(
         except webhooks.WebhookRefused as exc:
             raise InvalidParameter(str(exc), field="webhook") from exc
     uploads = await verify_uploads(state, uploads)
-    meta: dict[str, Any] = {
-        "inputs": {
-            name: {"format": u.info.format, "width": u.info.width, "height": u.info.height, "bytes": len(u.data)}
+    meta = JobMeta(
+        inputs={
+            name: UploadFacts(format=u.info.format, width=u.info.width, height=u.info.height, bytes=len(u.data))
             for name, u in uploads.items()
-        }
-    }
-    if options.webhook is not None:
-        meta["webhook"] = options.webhook
+        },
+        webhook=options.webhook,
+    )
     data = {name: u.data for name, u in uploads.items()}
     idempotency = None
     if options.idempotency_key is not None:

@@ -34,7 +34,14 @@ from rich.table import Table
 
 from cli.backends import Backend, Enhance, EnhanceTask, Failed, LocalBackend, ServerBackend
 from imgenhance.client import API_KEY_ENV
-from imgenhance.params import MAX_OUTSCALE, MAX_SIGMA, STYLE_MAX_SIDE, OutputFormat, denoise_level_conflict
+from imgenhance.params import (
+    MAX_OUTSCALE,
+    MAX_SIGMA,
+    STYLE_MAX_SIDE,
+    OutputFormat,
+    denoise_level_conflict,
+    quality_conflict,
+)
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
 SUFFIX: dict[str, str] = {"png": ".png", "jpeg": ".jpg", "webp": ".webp"}
@@ -171,8 +178,9 @@ def request_from(args: argparse.Namespace) -> Enhance:
         raise UsageError("give --style or --style-image, not both")
     if task == "style-transfer" and not style_given:
         raise UsageError("style-transfer needs --style NAME or --style-image FILE")
-    if args.quality is not None and args.output_format == "png":
-        raise UsageError("--quality is for --format jpeg or webp; png is lossless")
+    conflict = quality_conflict(args.output_format, args.quality)
+    if conflict:
+        raise UsageError(f"--{conflict} (--format)")
     style_image = None
     if args.style_image is not None:
         try:

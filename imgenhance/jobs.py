@@ -4,8 +4,9 @@ A job is an RQ job whose function is ``worker.tasks.run_job`` (named by string, 
 the gateway never imports the worker) with JSON-serialised keyword arguments
 ``task`` and ``params`` (``imgenhance.params``). Image bytes never travel in the job:
 the gateway stores each upload under ``input_key(job_id, name)`` and the worker writes
-the encoded output under ``result_key(job_id)``, both with the data TTL. Progress lives in ``job.meta``;
-state changes are announced on ``events_channel(job_id)`` so a waiting request wakes
+the encoded output under ``result_key(job_id)``, both with the data TTL. What the job
+carries besides its arguments (owner, uploads, progress, timings, error) is a ``JobMeta``
+in ``job.meta``; state changes are announced on ``events_channel(job_id)`` so a waiting request wakes
 at once instead of polling.
 """
 
@@ -14,9 +15,10 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 from prometheus_client import Counter
+from pydantic import BaseModel, ConfigDict, Field
 from redis import Redis
 from rq.exceptions import AbandonedJobError
 from rq.job import Job
@@ -60,11 +62,58 @@ _FROM_RQ = {
 }
 
 
+class UploadFacts(BaseModel):
+    """One stored upload as the gateway verified it."""
+
+    format: str
+    width: int
+    height: int
+    bytes: int
+
+
+class JobMeta(BaseModel):
+    """``job.meta``, typed. The gateway writes owner, creation time, uploads and webhook
+    at submit; the worker adds attempts, progress and timings as it runs; the failure
+    callback adds the error. Each writer reads it with ``of`` and writes it whole with
+    ``save_to``; the job's arguments stay in RQ's kwargs."""
+
+    model_config = ConfigDict(validate_assignment=True)
+
+    owner: str | None = None
+    # RQ resets enqueued_at when it retries a job; this is when it was submitted.
+    created_at: datetime | None = None
+    inputs: dict[str, UploadFacts] = Field(default_factory=dict)
+    webhook: str | None = None
+    attempts: int = 0
+    model: str | None = None
+    progress: float = 0.0
+    tiles: tuple[int, int] | None = None
+    run_seconds: float | None = None
+    inference_seconds: float | None = None
+    canceled: bool = False
+    error: str | None = None
+    error_kind: Literal["input", "internal"] | None = None
+    # A job failed by registry cleanup (its worker died) has no ended_at: this stands in.
+    failed_at: datetime | None = None
+
+    @classmethod
+    def of(cls, job: Job) -> JobMeta:
+        return cls.model_validate(job.meta)
+
+    def apply_to(self, job: Job) -> None:
+        """Set the job's meta in memory; RQ stores it with the job's next save."""
+        job.meta = self.model_dump(mode="json", exclude_none=True)
+
+    def save_to(self, job: Job) -> None:
+        self.apply_to(job)
+        job.save_meta()
+
+
 def status_of(job: Job) -> JobStatus:
     """The API's status of an RQ job (as last fetched): a running job stopped on request
     fails in RQ's terms and is canceled in ours."""
     status = JobStatus.from_rq(job.get_status(refresh=False))
-    return JobStatus.CANCELED if status is JobStatus.FAILED and job.meta.get("canceled") else status
+    return JobStatus.CANCELED if status is JobStatus.FAILED and JobMeta.of(job).canceled else status
 
 
 def links(job_id: str) -> dict[str, str]:
@@ -90,7 +139,7 @@ def events_channel(job_id: str) -> str:
 
 def discard_inputs(connection: Redis, job: Job) -> None:
     """Delete a finished job's uploads at once rather than at the end of their TTL."""
-    keys = [input_key(job.id, name) for name in job.meta.get("inputs", {})]
+    keys = [input_key(job.id, name) for name in JobMeta.of(job).inputs]
     if keys:
         connection.delete(*keys)
 
@@ -145,14 +194,14 @@ def on_failure(job: Job, connection: Redis, exc_type: Any, exc: Any, tb: Any) ->
     """RQ failure callback (also run by registry cleanup for abandoned jobs): keep a
     message a person understands beside RQ's traceback, and count the reason."""
     message, reason = describe_failure(exc_type, exc, job)
-    job.meta["error"] = message
-    job.meta["error_kind"] = "input" if reason == "input" else "internal"
-    job.meta["attempts"] = int(job.meta.get("attempts", 0))
-    job.meta["failed_at"] = datetime.now(UTC).isoformat()
-    job.save_meta()
+    meta = JobMeta.of(job)
+    meta.error = message
+    meta.error_kind = "input" if reason == "input" else "internal"
+    meta.failed_at = datetime.now(UTC)
+    meta.save_to(job)
     if not job.should_retry:
         discard_inputs(connection, job)
-        if job.meta.get("webhook"):
+        if meta.webhook:
             webhooks.schedule(connection, job.id)
     JOB_FAILURES.labels(task=job.kwargs.get("task", "unknown"), reason=reason).inc()
     publish(connection, job.id, status="failing", error=message)

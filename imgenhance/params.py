@@ -81,6 +81,13 @@ class DenoiseParams(JobParams):
     )
 
 
+def quality_conflict(output_format: OutputFormat | None, quality: int | None) -> str | None:
+    """Why ``quality`` cannot go with this output format, or None: the API and the command line ask this."""
+    if quality is not None and output_format == "png":
+        return "quality applies to jpeg and webp output; png is lossless"
+    return None
+
+
 def denoise_level_conflict(sigma: float | None, artifacts: str, jpeg_quality: int | None) -> str | None:
     """Why these denoise options cannot go together, or None: the API and the command line ask this."""
     if jpeg_quality is not None and artifacts != "jpeg":

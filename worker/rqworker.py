@@ -39,7 +39,7 @@ from rq.timeouts import TimerDeathPenalty
 from rq.worker import WorkerStatus
 
 from imgenhance import webhooks
-from imgenhance.jobs import JobCanceled, JobStatus, discard_inputs, publish
+from imgenhance.jobs import JobCanceled, JobMeta, JobStatus, discard_inputs, publish
 
 log = logging.getLogger("imgenhance.worker")
 
@@ -160,7 +160,7 @@ class InferenceWorker(SimpleWorker):
             status = JobStatus.from_rq(job.get_status(refresh=True))
             if status.finished:  # not when RQ put it back in the queue for a retry
                 discard_inputs(self.connection, job)
-                if job.meta.get("webhook"):
+                if JobMeta.of(job).webhook:
                     webhooks.schedule(self.connection, job.id)
             publish(self.connection, job.id, status=status.value)
         except redis.RedisError:

@@ -2,7 +2,7 @@
 
 Uploads come from Redis under the job's input keys, the task's pipeline turns them
 into a picture, the encoded result goes back under the result key, progress and
-timings go into ``job.meta``, and a ``JobResult`` is what RQ stores as the return value.
+timings go into the job's ``JobMeta``, and a ``JobResult`` is what RQ stores as the return value.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from rq import get_current_job
 from rq.job import Job
 from rq.timeouts import JobTimeoutException
 
-from imgenhance.jobs import JobCanceled, JobError, cancel_key, publish, result_key
+from imgenhance.jobs import JobCanceled, JobError, JobMeta, cancel_key, publish, result_key
 from imgenhance.params import TASK_PARAMS, JobResult
 from worker import context, metrics
 from worker.codec import Encoded, encode
@@ -29,7 +29,7 @@ log = logging.getLogger("imgenhance.worker")
 
 
 class ProgressReporter:
-    """Stores progress in ``job.meta`` (at most every ``interval`` s) and announces it;
+    """Stores progress in the job's ``JobMeta`` (at most every ``interval`` s) and announces it;
     between tile batches it honours a cancel request. Without Redis the job goes on:
     progress and cancel checks resume when it is back."""
 
@@ -50,11 +50,12 @@ class ProgressReporter:
         if done < total and now - self.last < self.interval:
             return
         self.last = now
-        self.job.meta["progress"] = round(done / total, 4)
-        self.job.meta["tiles"] = [done, total]
+        meta = JobMeta.of(self.job)
+        meta.progress = round(done / total, 4)
+        meta.tiles = (done, total)
         try:
-            self.job.save_meta()
-            publish(self.connection, self.job.id, status="running", progress=self.job.meta["progress"])
+            meta.save_to(self.job)
+            publish(self.connection, self.job.id, status="running", progress=meta.progress)
         except redis.RedisError as exc:
             self._lost(exc)
             return
@@ -106,8 +107,9 @@ def run_job(task: str, params: dict[str, Any]) -> dict[str, Any]:
     deadline = time.monotonic() + (job.timeout or ctx.settings.job_timeout_seconds)
     if job.enqueued_at and job.started_at:
         metrics.JOB_QUEUE_WAIT_SECONDS.labels(task=task).observe((job.started_at - job.enqueued_at).total_seconds())
-    job.meta.update(progress=0.0, attempts=int(job.meta.get("attempts", 0)) + 1, model=spec.model)
-    job.save_meta()
+    meta = JobMeta.of(job)
+    meta.progress, meta.attempts, meta.model = 0.0, meta.attempts + 1, spec.model
+    meta.save_to(job)
     publish(ctx.connection, job.id, status="running", progress=0.0)
     try:
         inputs = RedisInputs(ctx.connection, job.id, ctx.settings.data_ttl_seconds)
@@ -128,7 +130,9 @@ def run_job(task: str, params: dict[str, Any]) -> dict[str, Any]:
         )
     except JobCanceled:
         job.retries_left = 0  # a canceled job must not be retried
-        job.meta["canceled"] = True
+        canceled = JobMeta.of(job)
+        canceled.canceled = True
+        canceled.apply_to(job)  # stored by the failure callback
         metrics.JOBS.labels(**labels, status="canceled").inc()
         raise
     except (JobError, JobTimeoutException):
@@ -144,8 +148,9 @@ def run_job(task: str, params: dict[str, Any]) -> dict[str, Any]:
     metrics.JOBS.labels(**labels, status="succeeded").inc()
     metrics.JOB_RUN_SECONDS.labels(**labels).observe(run_seconds)
     metrics.INFERENCE_SECONDS.labels(**labels).observe(inference)
-    job.meta.update(progress=1.0, run_seconds=round(run_seconds, 4), inference_seconds=round(inference, 4))
-    persist(job.save_meta, f"job {job.id}: saving its timings", deadline)
+    meta = JobMeta.of(job)
+    meta.progress, meta.run_seconds, meta.inference_seconds = 1.0, round(run_seconds, 4), round(inference, 4)
+    persist(lambda: meta.save_to(job), f"job {job.id}: saving its timings", deadline)
     log.info("job %s: %s -> %dx%d in %.3fs", job.id, task, result.width, result.height, run_seconds)
     return JobResult(
         content_type=content_type, bytes=len(body), width=result.width, height=result.height, model=spec.model

@@ -3,9 +3,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import threading
+from typing import Any
 
 import httpx
 import redis
@@ -15,11 +17,16 @@ from rq.job import Job
 from standardwebhooks.webhooks import Webhook
 
 from imgenhance import webhooks
-from imgenhance.jobs import SERIALIZER, JobStatus, links, status_of
+from imgenhance.jobs import SERIALIZER, JobMeta, JobStatus, links, status_of
 from imgenhance.settings import Settings
 
 log = logging.getLogger("imgenhance.webhooks")
 NOT_ENDED_DELAY = 2.0  # seconds before a job scheduled ahead of its stored end is looked at again
+# Seconds one attempt may take in all. httpx's timeouts bound each read, so a receiver
+# answering a byte every few seconds would otherwise hold the sender, and every other
+# job's event behind it, for as long as it liked.
+ATTEMPT_DEADLINE = 30.0
+STEP_TIMEOUT = 10.0  # connect, write, or one read
 
 EVENTS: dict[JobStatus, webhooks.EventType] = {
     JobStatus.SUCCEEDED: "job.succeeded",
@@ -29,12 +36,14 @@ EVENTS: dict[JobStatus, webhooks.EventType] = {
 
 
 class WebhookSender:
-    def __init__(self, settings: Settings, connection: Redis, poll_seconds: float = 0.5) -> None:
+    def __init__(
+        self, settings: Settings, connection: Redis, poll_seconds: float = 0.5, deadline: float = ATTEMPT_DEADLINE
+    ) -> None:
         if not settings.webhook_secret:
             raise ValueError("WebhookSender needs IMGENHANCE_WEBHOOK_SECRET")
         self.settings, self.connection, self.poll_seconds = settings, connection, poll_seconds
+        self.deadline = deadline
         self.signer = Webhook(settings.webhook_secret)
-        self.client = httpx.Client(timeout=10.0, follow_redirects=False)
         self.stopping = threading.Event()
         self.thread = threading.Thread(target=self._run, name="webhooks", daemon=True)
 
@@ -45,8 +54,6 @@ class WebhookSender:
         self.stopping.set()
         if self.thread.ident is not None:  # started
             self.thread.join(5)
-        if not self.thread.is_alive():
-            self.client.close()
 
     def _run(self) -> None:
         while not self.stopping.wait(self.poll_seconds):
@@ -58,6 +65,17 @@ class WebhookSender:
             except Exception:
                 log.exception("webhooks: unexpected error; the sender goes on")
 
+    async def _post(self, url: str, body: bytes, headers: dict[str, str], extensions: dict[str, Any]) -> int:
+        """The receiver's status code. Its body is never read, so a slow or endless one
+        cannot hold the sender or fill the worker's memory; the whole attempt, status
+        line included, ends at the deadline."""
+        async with (
+            asyncio.timeout(self.deadline),
+            httpx.AsyncClient(timeout=STEP_TIMEOUT, follow_redirects=False) as client,
+            client.stream("POST", url, content=body, headers=headers, extensions=extensions) as response,
+        ):
+            return response.status_code
+
     def event(self, job: Job) -> tuple[webhooks.EventType, bytes]:
         status = status_of(job)
         kind = EVENTS[status]
@@ -68,7 +86,7 @@ class WebhookSender:
                 "id": job.id,
                 "task": job.kwargs.get("task"),
                 "status": status.value,
-                "error": job.meta.get("error") if status is JobStatus.FAILED else None,
+                "error": JobMeta.of(job).error if status is JobStatus.FAILED else None,
                 "links": links(job.id),
             },
         }
@@ -80,7 +98,7 @@ class WebhookSender:
         except NoSuchJobError:
             self.connection.zrem(webhooks.DUE, job_id)  # expired: nobody to tell about it
             return
-        url = str(job.meta.get("webhook", ""))
+        url = JobMeta.of(job).webhook
         status = status_of(job)
         past = webhooks.deliveries(self.connection, job_id)
         if not url or any(d.delivered for d in past):  # a second schedule of one ending
@@ -105,15 +123,12 @@ class WebhookSender:
                 "webhook-timestamp": str(int(moment.timestamp())),
                 "webhook-signature": self.signer.sign(f"msg_{job_id}", moment, body.decode()),
             }
-            # The status line is all we need: a receiver's body is never read, so a slow or
-            # endless one cannot hold the sender or fill the worker's memory.
-            with self.client.stream(
-                "POST", pinned_url, content=body, headers=headers, extensions=extensions
-            ) as response:
-                code = response.status_code
+            code = asyncio.run(self._post(pinned_url, body, headers, extensions))
         except webhooks.WebhookRefused as exc:
             error = str(exc)
             attempt = webhooks.MAX_ATTEMPTS  # never retried
+        except TimeoutError:
+            error = f"no answer within {self.deadline:g} s"
         except httpx.HTTPError as exc:
             error = f"{type(exc).__name__}: {exc}"
         delivered = code is not None and 200 <= code < 300

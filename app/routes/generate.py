@@ -11,7 +11,15 @@ from app.deps import ApiKeyDep, CallerDep, StateDep
 from app.errors import InvalidParameter
 from app.submit import JSON_SUBMIT_ROUTE, IdempotencyHeader, PreferHeader, SubmitOptions, resolve, submit
 from imgenhance.cards import ModelCard, UnknownClass
-from imgenhance.params import MAX_ANIMATION_IMAGES, MAX_IMAGES, MAX_SEED, GenerateParams, Interpolation, OutputFormat
+from imgenhance.params import (
+    MAX_ANIMATION_IMAGES,
+    MAX_IMAGES,
+    MAX_SEED,
+    GenerateParams,
+    Interpolation,
+    OutputFormat,
+    quality_conflict,
+)
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], dependencies=[ApiKeyDep])
 
@@ -68,8 +76,9 @@ def _format(request: GenerateRequest) -> OutputFormat:
             raise InvalidParameter("a zip holds lossless PNG files: no output_format or quality", field="output_format")
         return "png"
     fmt: OutputFormat = request.output_format or "png"
-    if request.quality is not None and fmt == "png":
-        raise InvalidParameter("quality applies to jpeg and webp output; png is lossless", field="quality")
+    conflict = quality_conflict(fmt, request.quality)
+    if conflict:
+        raise InvalidParameter(conflict, field="quality")
     return fmt
 
 

@@ -5,6 +5,7 @@ A job exists only for the key that made it."""
 from __future__ import annotations
 
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse, StreamingResponse
@@ -12,6 +13,7 @@ from starlette.concurrency import run_in_threadpool
 
 from app.deps import ApiKeyDep, CallerDep, StateDep
 from app.schemas import JobList, JobView
+from app.store import PageCursor
 from app.submit import PROBLEM, RESULT_TYPES, V1_RESPONSES, stream
 
 NOT_FOUND: dict[int | str, dict[str, Any]] = {
@@ -25,12 +27,14 @@ async def list_jobs(
     state: StateDep,
     caller: CallerDep,
     limit: Annotated[int, Query(ge=1, le=100, description="jobs per page")] = 20,
-    cursor: Annotated[float | None, Query(allow_inf_nan=False, description="from the previous page's `next`")] = None,
+    cursor: Annotated[str | None, Query(max_length=200, description="from the previous page's `next`")] = None,
 ) -> JobList:
     """Jobs live as long as their data (``IMGENHANCE_DATA_TTL_SECONDS``); a client that
     lost track of its jobs (a restart) finds them here."""
-    page, after = await run_in_threadpool(state.store.owned, caller, limit, cursor)
-    return JobList(jobs=page, next=f"/v1/jobs?limit={limit}&cursor={after!r}" if after is not None else None)
+    after = PageCursor.parse(cursor) if cursor is not None else None
+    page, last = await run_in_threadpool(state.store.owned, caller, limit, after)
+    following = f"/v1/jobs?{urlencode({'limit': limit, 'cursor': str(last)})}" if last is not None else None
+    return JobList(jobs=page, next=following)
 
 
 @router.get("/{job_id}", response_model=JobView, summary="A job's state, progress, timings and error")

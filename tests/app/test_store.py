@@ -8,22 +8,22 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from redis import Redis, RedisError
 
-from app.errors import QueueFull, TooManyActiveJobs
+from app.errors import InvalidParameter, QueueFull, TooManyActiveJobs
 from app.ratelimit import Caller
-from app.store import Idempotency, JobStore
+from app.store import Idempotency, JobStore, PageCursor
 from imgenhance import jobs
-from imgenhance.jobs import JobStatus
+from imgenhance.jobs import JobMeta, JobStatus, UploadFacts
 from imgenhance.params import SuperResolveParams
 from imgenhance.settings import KeyLimits, Settings
 
 PARAMS = SuperResolveParams(model="sr-compact-x4", scale=4, output_format="png")
-UPLOADED = {"inputs": {"image": {"format": "png", "width": 8, "height": 8, "bytes": 64}}}  # as the routes write it
+UPLOADED = JobMeta(inputs={"image": UploadFacts(format="png", width=8, height=8, bytes=64)})  # as the routes write it
 
 
 def admitted(store: JobStore, caller: Caller, attempts: int) -> list[str]:
     def submit(_: int) -> str:
         try:
-            store.submit("super-resolve", PARAMS, {"image": b"x" * 64}, {}, caller)
+            store.submit("super-resolve", PARAMS, {"image": b"x" * 64}, JobMeta(), caller)
             return "admitted"
         except (QueueFull, TooManyActiveJobs) as exc:
             return type(exc).__name__
@@ -49,7 +49,7 @@ def test_a_queued_job_does_not_expire_before_a_worker_can_fail_it(redis: Redis) 
     """Its inputs expire with the data TTL; the job must stay for a worker to fail it
     visibly ("expired before a worker took the job") rather than vanish from the queue."""
     store = JobStore(redis, Settings(data_ttl_seconds=60))
-    job_id, _ = store.submit("super-resolve", PARAMS, {"image": b"x" * 64}, {}, Caller("anonymous", KeyLimits()))
+    job_id, _ = store.submit("super-resolve", PARAMS, {"image": b"x" * 64}, JobMeta(), Caller("anonymous", KeyLimits()))
     assert redis.ttl(f"rq:job:{job_id}") == -1  # no expiry while queued
     assert 0 < redis.ttl(jobs.input_key(job_id, "image")) <= 60
 
@@ -66,12 +66,12 @@ def test_a_submit_that_fails_to_enqueue_leaves_nothing_behind(redis: Redis, monk
 
     monkeypatch.setattr(store, "_enqueue", broken)
     with pytest.raises(RedisError):
-        store.submit("super-resolve", PARAMS, {"image": b"x" * 64}, {}, caller, key)
+        store.submit("super-resolve", PARAMS, {"image": b"x" * 64}, JobMeta(), caller, key)
     assert redis.keys(f"{jobs.NAMESPACE}:input:*") == []
     assert redis.exists(key.redis_key("ci")) == 0
     assert redis.zcard(store._owned_key("ci")) == 0 and redis.scard(store._active_key("ci")) == 0
     monkeypatch.undo()
-    job_id, replayed = store.submit("super-resolve", PARAMS, {"image": b"x" * 64}, {}, caller, key)
+    job_id, replayed = store.submit("super-resolve", PARAMS, {"image": b"x" * 64}, JobMeta(), caller, key)
     assert not replayed and redis.lrange("rq:queue:super-resolve", 0, -1) == [job_id.encode()]
 
 
@@ -110,3 +110,30 @@ def test_cancel_of_a_queued_job_takes_it_off_the_queue(redis: Redis) -> None:
     assert store.cancel(job_id, caller).status is JobStatus.CANCELED
     assert redis.llen("rq:queue:super-resolve") == 0
     assert redis.exists(jobs.input_key(job_id, "image")) == 0 and redis.exists(jobs.cancel_key(job_id)) == 0
+
+
+def test_paging_neither_skips_nor_repeats_jobs_made_in_the_same_instant(redis: Redis) -> None:
+    """Five of seven jobs share a creation time (replicas admitting at once, a coarse
+    clock): pages of two must still give each job exactly once, newest first."""
+    store, caller = JobStore(redis, Settings()), Caller("ci", KeyLimits())
+    made = [store.submit("super-resolve", PARAMS, {"image": b"x" * 64}, JobMeta(), caller)[0] for _ in range(7)]
+    index = f"{jobs.NAMESPACE}:jobs:ci"
+    redis.zadd(index, {job_id: 1000.0 for job_id in made[1:6]} | {made[0]: 999.0, made[6]: 1001.0})
+    seen, cursor, pages = [], None, 0
+    while True:
+        page, cursor = store.owned(caller, 2, cursor)
+        seen += [view.id for view in page]
+        pages += 1
+        if cursor is None:
+            break
+    tied_newest_first = sorted(made[1:6], reverse=True)  # Redis orders equal scores by member
+    assert seen == [made[6], *tied_newest_first, made[0]]
+    assert pages == 4
+
+
+def test_a_page_cursor_is_read_back_exactly_and_a_forged_one_is_refused() -> None:
+    cursor = PageCursor(1764032000.1234567, "0123abcd")
+    assert PageCursor.parse(str(cursor)) == cursor
+    for forged in ("1764032000.5", "nan:abc", "inf:abc", "1.0:", "1.0:a b", "x:abc"):
+        with pytest.raises(InvalidParameter):
+            PageCursor.parse(forged)

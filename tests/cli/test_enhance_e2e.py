@@ -134,7 +134,7 @@ def test_style_transfer_with_a_named_style(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["--quality", "80"], "--quality is for --format jpeg or webp"),
+        (["--quality", "80"], "--quality applies to jpeg and webp output; png is lossless (--format)"),
         (["--sigma", "10", "--scale", "2"], "--scale is for --task super-resolve, not denoise"),
         (["--scale", "2", "--outscale", "3"], "--scale or --outscale, not both"),
         (["--task", "style-transfer"], "needs --style NAME or --style-image FILE"),
