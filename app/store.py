@@ -24,6 +24,7 @@ from rq import Callback, Queue, Retry
 from rq.exceptions import InvalidJobOperation, NoSuchJobError
 from rq.job import Job
 from rq.job import JobStatus as RQStatus
+from rq.registry import CanceledJobRegistry
 
 from app.errors import (
     BackendFull,
@@ -57,6 +58,7 @@ def _utc(moment: datetime | None) -> datetime | None:
 JOB_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
 RESULT_CHUNK = 1024 * 1024
 ADMISSION_LOCK_SECONDS = 10
+PRUNE_PER_SUBMIT = 4  # expired entries of an owner's job list checked and dropped per submit
 
 
 @dataclass(frozen=True)
@@ -160,7 +162,9 @@ class JobStore:
                 # and a retry with the same Idempotency-Key finds no record of it.
                 indexes = self._index(owner, job_id, idempotency)
                 try:
-                    self._enqueue(queue, job_id, task, params, meta.model_copy(update={"owner": owner.name}))
+                    record = idempotency.redis_key(owner.name) if idempotency is not None else None
+                    meta = meta.model_copy(update={"owner": owner.name, "idempotency": record})
+                    self._enqueue(queue, job_id, task, params, meta)
                 except BaseException:
                     with contextlib.suppress(Exception):
                         self._unindex(owner, job_id, indexes)
@@ -173,16 +177,17 @@ class JobStore:
 
     def _index(self, owner: Caller, job_id: str, idempotency: Idempotency | None) -> list[str]:
         """The keys a new job is recorded under (active set, owner's list, idempotency);
-        returns the idempotency key written, if any, for ``_unindex``."""
-        ttl = self.settings.data_ttl_seconds
+        returns the idempotency key written, if any, for ``_unindex``. None of them
+        expires while the job waits, however long (a queued job does not either): the
+        active set and the list drop ended jobs as they are read, and the idempotency
+        record is given the data TTL when the job ends (``jobs.wind_up``)."""
         if owner.limits.max_active_jobs:
             self.connection.sadd(self._active_key(owner.name), job_id)
-            self.connection.expire(self._active_key(owner.name), ttl)
         self._remember(owner, job_id)
         if idempotency is None:
             return []
         record = json.dumps({"job": job_id, "fingerprint": idempotency.fingerprint})
-        self.connection.set(idempotency.redis_key(owner.name), record, ex=ttl)
+        self.connection.set(idempotency.redis_key(owner.name), record)
         return [idempotency.redis_key(owner.name)]
 
     def _unindex(self, owner: Caller, job_id: str, written: list[str]) -> None:
@@ -196,13 +201,19 @@ class JobStore:
         return f"{jobs.NAMESPACE}:jobs:{owner}"
 
     def _remember(self, owner: Caller, job_id: str) -> None:
-        """Index the job under its owner, by creation time, for ``GET /v1/jobs``."""
-        key, now, ttl = self._owned_key(owner.name), time.time(), self.settings.data_ttl_seconds
+        """Index the job under its owner, by creation time, for ``GET /v1/jobs``, and
+        drop the oldest entries whose jobs have expired: a few per submit keep the
+        index to about the owner's live jobs without a scan."""
+        key = self._owned_key(owner.name)
+        self.connection.zadd(key, {job_id: time.time()})
+        oldest = [m.decode() for m in self.connection.zrange(key, 0, PRUNE_PER_SUBMIT - 1)]  # type: ignore[union-attr]
         with self.connection.pipeline() as pipe:
-            pipe.zadd(key, {job_id: now})
-            pipe.zremrangebyscore(key, "-inf", now - ttl)  # expired with their data
-            pipe.expire(key, ttl)
-            pipe.execute()
+            for old in oldest:
+                pipe.exists(Job.key_for(old))
+            alive = pipe.execute()
+        gone = [old for old, exists in zip(oldest, alive, strict=True) if not exists and old != job_id]
+        if gone:
+            self.connection.zrem(key, *gone)
 
     def owned(self, owner: Caller, limit: int, after: PageCursor | None) -> tuple[list[JobView], PageCursor | None]:
         """The owner's jobs, newest first, after ``after`` (the previous page's cursor);
@@ -228,7 +239,10 @@ class JobStore:
                     try:
                         page.append(self.view(job_id, owner))
                     except JobNotFound:
-                        expired.append(job_id)
+                        # A job indexed moments ago may not be enqueued yet (the admission
+                        # lock covers both): only older entries are expired ones.
+                        if score < time.time() - ADMISSION_LOCK_SECONDS:
+                            expired.append(job_id)
                         continue
                     if len(page) == limit:
                         last = PageCursor(score, job_id)
@@ -337,6 +351,18 @@ class JobStore:
             meta=meta.model_copy(update={"created_at": datetime.now(UTC)}).model_dump(mode="json", exclude_none=True),
         )
 
+    def _end_canceled(self, job: Job) -> None:
+        """A job canceled while queued has no expiry (queued jobs keep none) and RQ never
+        cleans its canceled registry: give it the lifetime of a finished job's data and
+        the end time RQ does not stamp."""
+        meta = JobMeta.of(job)
+        meta.ended_at = meta.ended_at or datetime.now(UTC)
+        meta.save_to(job)
+        with self.connection.pipeline() as pipe:
+            pipe.expire(job.key, self.settings.data_ttl_seconds)
+            pipe.zrem(CanceledJobRegistry(job.origin, connection=self.connection).key, job.id)
+            pipe.execute()
+
     def fetch(self, job_id: str, owner: Caller) -> Job:
         missing = JobNotFound(
             f"no job {job_id!r} for this key: it never existed, belongs to another key, "
@@ -361,7 +387,7 @@ class JobStore:
         kwargs = job.kwargs
         result = job.return_value(refresh=False) if status is JobStatus.SUCCEEDED else None
         started = _utc(job.started_at)
-        ended = (_utc(job.ended_at) or _utc(meta.failed_at)) if status.finished else None
+        ended = (_utc(job.ended_at) or _utc(meta.ended_at)) if status.finished else None
         enqueued = _utc(meta.created_at) or _utc(job.enqueued_at)
         error = None
         if status is JobStatus.FAILED:
@@ -424,9 +450,8 @@ class JobStore:
         if status in (RQStatus.QUEUED, RQStatus.DEFERRED, RQStatus.SCHEDULED):
             with contextlib.suppress(InvalidJobOperation):  # already canceled by a concurrent request
                 job.cancel()
-            jobs.discard_inputs(self.connection, job)
-            if JobMeta.of(job).webhook:
-                webhooks.schedule(self.connection, job_id)
+            self._end_canceled(job)
+            jobs.wind_up(self.connection, job)
         elif status == RQStatus.STARTED:
             self.connection.set(jobs.cancel_key(job_id), 1, ex=self.settings.job_timeout_seconds + 60)
         else:

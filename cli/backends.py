@@ -189,7 +189,14 @@ class LocalBackend:
         from app.routes.super_resolve import pick_model
         from app.submit import choose_format
         from imgenhance.catalog import UnknownModel
-        from imgenhance.params import IMAGE, STYLE_IMAGE, DenoiseParams, StyleTransferParams, SuperResolveParams
+        from imgenhance.params import (
+            IMAGE,
+            STYLE_IMAGE,
+            DenoiseParams,
+            StyleTransferParams,
+            SuperResolveParams,
+            stylised_scale,
+        )
 
         settings = self.settings
         info = probe(image, settings.max_input_pixels)
@@ -227,7 +234,7 @@ class LocalBackend:
                 defaults = StyleTransferParams.model_fields
                 max_side = request.max_side or int(defaults["max_side"].default)
                 keep_size = defaults["keep_size"].default if request.keep_size is None else request.keep_size
-                scale = 1.0 if keep_size else min(1.0, max_side / max(info.width, info.height))
+                scale = stylised_scale(info.width, info.height, max_side, keep_size)
                 params = StyleTransferParams(
                     model=card.id,
                     style=request.style,

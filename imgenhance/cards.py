@@ -336,7 +336,7 @@ class ModelCard(_Strict):
             return classes.index(label)
         if not classes:
             raise UnknownClass(f"{self.id} is unconditional: it takes no class")
-        index = label if isinstance(label, int) else int(label) if label.isdigit() else -1
+        index = label if isinstance(label, int) else int(label) if label.isascii() and label.isdigit() else -1
         if not 0 <= index < len(classes):
             raise UnknownClass(f"no class {label!r} in {self.id}; its classes are {classes} (or 0-{len(classes) - 1})")
         return index

@@ -18,7 +18,7 @@ from enum import StrEnum
 from typing import Any, Literal
 
 from prometheus_client import Counter
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 from redis import Redis
 from rq.exceptions import AbandonedJobError
 from rq.job import Job
@@ -93,8 +93,11 @@ class JobMeta(BaseModel):
     canceled: bool = False
     error: str | None = None
     error_kind: Literal["input", "internal"] | None = None
-    # A job failed by registry cleanup (its worker died) has no ended_at: this stands in.
-    failed_at: datetime | None = None
+    # When the job ended, for the ends RQ does not stamp: failed by registry cleanup (its
+    # worker died) or canceled while queued. Jobs stored before 0.x name it failed_at.
+    ended_at: datetime | None = Field(None, validation_alias=AliasChoices("ended_at", "failed_at"))
+    # The Redis key of the Idempotency-Key record naming this job: it lives as long as the job.
+    idempotency: str | None = None
 
     @classmethod
     def of(cls, job: Job) -> JobMeta:
@@ -137,11 +140,22 @@ def events_channel(job_id: str) -> str:
     return f"{NAMESPACE}:events:{job_id}"
 
 
-def discard_inputs(connection: Redis, job: Job) -> None:
-    """Delete a finished job's uploads at once rather than at the end of their TTL."""
-    keys = [input_key(job.id, name) for name in JobMeta.of(job).inputs]
-    if keys:
-        connection.delete(*keys)
+def wind_up(connection: Redis, job: Job) -> None:
+    """What follows a job's end, wherever it is seen (the worker, the failure callback
+    that registry cleanup also runs, a cancel while queued): its uploads go at once
+    rather than at the end of their TTL, the Idempotency-Key record naming it now
+    expires with the job's data, and its webhook event is due."""
+    meta = JobMeta.of(job)
+    keys = [input_key(job.id, name) for name in meta.inputs]
+    ttl = job.failure_ttl if job.failure_ttl is not None else job.result_ttl
+    with connection.pipeline() as pipe:
+        if keys:
+            pipe.delete(*keys)
+        if meta.idempotency and ttl is not None and ttl > 0:
+            pipe.expire(meta.idempotency, ttl)
+        pipe.execute()
+    if meta.webhook:
+        webhooks.schedule(connection, job.id)
 
 
 def publish(connection: Redis, job_id: str, **event: Any) -> None:
@@ -197,11 +211,9 @@ def on_failure(job: Job, connection: Redis, exc_type: Any, exc: Any, tb: Any) ->
     meta = JobMeta.of(job)
     meta.error = message
     meta.error_kind = "input" if reason == "input" else "internal"
-    meta.failed_at = datetime.now(UTC)
+    meta.ended_at = datetime.now(UTC)
     meta.save_to(job)
     if not job.should_retry:
-        discard_inputs(connection, job)
-        if meta.webhook:
-            webhooks.schedule(connection, job.id)
+        wind_up(connection, job)
     JOB_FAILURES.labels(task=job.kwargs.get("task", "unknown"), reason=reason).inc()
     publish(connection, job.id, status="failing", error=message)

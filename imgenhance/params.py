@@ -81,6 +81,12 @@ class DenoiseParams(JobParams):
     )
 
 
+def stylised_scale(width: int, height: int, max_side: int, keep_size: bool) -> float:
+    """The style-transfer output's size over the input's: the image is stylised with its
+    longer side at most ``max_side`` and, with ``keep_size``, brought back to its size."""
+    return 1.0 if keep_size else min(1.0, max_side / max(width, height))
+
+
 def quality_conflict(output_format: OutputFormat | None, quality: int | None) -> str | None:
     """Why ``quality`` cannot go with this output format, or None: the API and the command line ask this."""
     if quality is not None and output_format == "png":

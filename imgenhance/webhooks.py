@@ -33,12 +33,23 @@ DUE = f"{NAMESPACE}:webhooks:due"
 # Attempt n (from 1) that fails waits BACKOFF[n - 1] seconds before the next one.
 BACKOFF = (1.0, 5.0, 30.0, 120.0, 600.0)
 MAX_ATTEMPTS = len(BACKOFF) + 1
-LEASE_SECONDS = 60.0
+# Seconds one attempt may take in all, status line and headers included: httpx's
+# timeouts bound each read, so a receiver answering a byte every few seconds would
+# otherwise hold the sender, and every event behind it, for as long as it liked.
+ATTEMPT_SECONDS = 30.0
+# A sender claims one entry at a time, for twice what its attempt may take (the DNS
+# lookup before it is not in that deadline): a claim never lapses under a live sender.
+LEASE_SECONDS = 2 * ATTEMPT_SECONDS
 EventType = Literal["job.succeeded", "job.failed", "job.canceled"]
 
 
 class WebhookRefused(ValueError):
     """The URL may not be called (scheme, syntax, or an address it must not reach)."""
+
+
+class WebhookNotResolved(WebhookRefused):
+    """The host's name does not resolve: refused at submit, retried at delivery (a
+    resolver's outage passes)."""
 
 
 class Delivery(BaseModel):
@@ -83,26 +94,34 @@ class Target:
 
 def check_target(url: str, allow_private: bool) -> Target:
     """The URL's target, or ``WebhookRefused`` unless it is http(s) to a host that
-    resolves only to addresses a webhook may reach."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    resolves only to addresses a webhook may reach; ``WebhookNotResolved`` (a
+    ``WebhookRefused``) when its name does not resolve now, which may pass."""
+    try:
+        parts = urlsplit(url)
+        hostname = parts.hostname
+    except ValueError as exc:  # a bracketed host that is not an IPv6 address
+        raise WebhookRefused(f"webhook is not a valid URL ({exc}): {url!r}") from exc
+    if parts.scheme not in ("http", "https") or not hostname:
         raise WebhookRefused(f"webhook must be an http or https URL with a host, not {url!r}")
     if parts.username or parts.password:
         raise WebhookRefused("webhook URLs may not carry credentials; the payload is signed instead")
     try:
         port = parts.port or (443 if parts.scheme == "https" else 80)
-        infos = socket.getaddrinfo(parts.hostname, port, type=socket.SOCK_STREAM)
+    except ValueError as exc:
+        raise WebhookRefused(f"webhook port is not a port ({exc}): {url!r}") from exc
+    try:
+        infos = socket.getaddrinfo(hostname, port, type=socket.SOCK_STREAM)
     except (OSError, ValueError) as exc:
-        raise WebhookRefused(f"webhook host {parts.hostname!r} does not resolve: {exc}") from exc
+        raise WebhookNotResolved(f"webhook host {hostname!r} does not resolve: {exc}") from exc
     addresses = [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos]
     if not allow_private:
         for address in addresses:
             if not address.is_global or address.is_multicast:
                 raise WebhookRefused(
-                    f"webhook host {parts.hostname!r} resolves to {address}, a non-public address; "
+                    f"webhook host {hostname!r} resolves to {address}, a non-public address; "
                     "set IMGENHANCE_WEBHOOK_ALLOW_PRIVATE=true to allow internal receivers"
                 )
-    return Target(url, parts.hostname, port, str(addresses[0]))
+    return Target(url, hostname, port, str(addresses[0]))
 
 
 def schedule(connection: Redis, job_id: str, delay: float = 0.0) -> None:
@@ -135,15 +154,14 @@ return 0
 """
 
 
-def claim_due(connection: Redis, limit: int = 10) -> list[str]:
+def claim_next(connection: Redis) -> str | None:
+    """The job of the earliest due entry this sender could claim, or None."""
     now = time.time()
-    due = connection.zrangebyscore(DUE, "-inf", now, start=0, num=limit)
-    claimed = []
-    for member in due:
+    for member in connection.zrangebyscore(DUE, "-inf", now, start=0, num=5):
         job_id = member.decode() if isinstance(member, bytes) else str(member)
         if connection.eval(_CLAIM, 1, DUE, job_id, now, now + LEASE_SECONDS):
-            claimed.append(job_id)
-    return claimed
+            return job_id
+    return None
 
 
 def now() -> datetime:

@@ -38,8 +38,7 @@ from rq.queue import Queue
 from rq.timeouts import TimerDeathPenalty
 from rq.worker import WorkerStatus
 
-from imgenhance import webhooks
-from imgenhance.jobs import JobCanceled, JobMeta, JobStatus, discard_inputs, publish
+from imgenhance.jobs import JobCanceled, JobStatus, publish, wind_up
 
 log = logging.getLogger("imgenhance.worker")
 
@@ -159,9 +158,7 @@ class InferenceWorker(SimpleWorker):
             # Announce only now: RQ persists the final status after the job's callbacks.
             status = JobStatus.from_rq(job.get_status(refresh=True))
             if status.finished:  # not when RQ put it back in the queue for a retry
-                discard_inputs(self.connection, job)
-                if JobMeta.of(job).webhook:
-                    webhooks.schedule(self.connection, job.id)
+                wind_up(self.connection, job)
             publish(self.connection, job.id, status=status.value)
         except redis.RedisError:
             log.warning("job %s: could not announce its end; waiters fall back to polling", job.id)

@@ -22,10 +22,6 @@ from imgenhance.settings import Settings
 
 log = logging.getLogger("imgenhance.webhooks")
 NOT_ENDED_DELAY = 2.0  # seconds before a job scheduled ahead of its stored end is looked at again
-# Seconds one attempt may take in all. httpx's timeouts bound each read, so a receiver
-# answering a byte every few seconds would otherwise hold the sender, and every other
-# job's event behind it, for as long as it liked.
-ATTEMPT_DEADLINE = 30.0
 STEP_TIMEOUT = 10.0  # connect, write, or one read
 
 EVENTS: dict[JobStatus, webhooks.EventType] = {
@@ -37,7 +33,11 @@ EVENTS: dict[JobStatus, webhooks.EventType] = {
 
 class WebhookSender:
     def __init__(
-        self, settings: Settings, connection: Redis, poll_seconds: float = 0.5, deadline: float = ATTEMPT_DEADLINE
+        self,
+        settings: Settings,
+        connection: Redis,
+        poll_seconds: float = 0.5,
+        deadline: float = webhooks.ATTEMPT_SECONDS,
     ) -> None:
         if not settings.webhook_secret:
             raise ValueError("WebhookSender needs IMGENHANCE_WEBHOOK_SECRET")
@@ -58,7 +58,7 @@ class WebhookSender:
     def _run(self) -> None:
         while not self.stopping.wait(self.poll_seconds):
             try:
-                for job_id in webhooks.claim_due(self.connection):
+                while not self.stopping.is_set() and (job_id := webhooks.claim_next(self.connection)):
                     self.deliver(job_id)
             except redis.RedisError as exc:
                 log.warning("webhooks: Redis unreachable (%s); retrying", exc)
@@ -124,6 +124,8 @@ class WebhookSender:
                 "webhook-signature": self.signer.sign(f"msg_{job_id}", moment, body.decode()),
             }
             code = asyncio.run(self._post(pinned_url, body, headers, extensions))
+        except webhooks.WebhookNotResolved as exc:
+            error = str(exc)
         except webhooks.WebhookRefused as exc:
             error = str(exc)
             attempt = webhooks.MAX_ATTEMPTS  # never retried

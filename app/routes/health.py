@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+from redis.exceptions import RedisError
 from rq import Worker
 from starlette.concurrency import run_in_threadpool
 
@@ -46,10 +47,17 @@ async def readyz(state: StateDep, require_workers: bool = True) -> JSONResponse:
     """``require_workers=false`` checks Redis only: for load balancers in front of
     gateways whose workers autoscale to zero (the gateway must stay reachable so that
     queued jobs can make the autoscaler add workers)."""
-    readiness = await run_in_threadpool(_readiness, state, require_workers)
+    try:
+        readiness = await run_in_threadpool(_readiness, state, require_workers)
+    except RedisError as exc:
+        return _not_ready(Readiness(status="not-ready", queues={}), f"Redis does not answer: {exc}")
     if readiness.status == "ready":
         return JSONResponse(readiness.model_dump())
     idle = [name for name, q in readiness.queues.items() if q.workers == 0]
+    return _not_ready(readiness, f"no live worker for queue(s): {', '.join(idle)}")
+
+
+def _not_ready(readiness: Readiness, detail: str) -> JSONResponse:
     body = {
         **readiness.model_dump(),
         "type": "/problems/not-ready",
@@ -57,7 +65,7 @@ async def readyz(state: StateDep, require_workers: bool = True) -> JSONResponse:
         "status": 503,  # problem+json: the HTTP status; the readiness word is under "readiness"
         "readiness": readiness.status,
         "code": "not-ready",
-        "detail": f"no live worker for queue(s): {', '.join(idle)}",
+        "detail": detail,
         "instance": "/readyz",
     }
     return JSONResponse(body, status_code=503, media_type=PROBLEM_JSON)

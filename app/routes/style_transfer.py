@@ -22,7 +22,7 @@ from app.submit import (
     submit,
 )
 from imgenhance.catalog import UnknownModel
-from imgenhance.params import IMAGE, STYLE_IMAGE, STYLE_MAX_SIDE, StyleTransferParams
+from imgenhance.params import IMAGE, STYLE_IMAGE, STYLE_MAX_SIDE, StyleTransferParams, stylised_scale
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], dependencies=[ApiKeyDep, FormFieldsDep])
 
@@ -82,7 +82,7 @@ async def style_transfer(
     if style_image is not None:
         uploads[STYLE_IMAGE] = await read_upload(style_image, settings, STYLE_IMAGE)
     info = upload.info
-    scale = 1.0 if keep_size else min(1.0, max_side / max(info.width, info.height))
+    scale = stylised_scale(info.width, info.height, max_side, keep_size)
     fmt = choose_format(info, scale, settings, output_format, quality, "stylising")
     params = StyleTransferParams(
         model=card.id,

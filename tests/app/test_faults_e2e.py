@@ -112,8 +112,11 @@ def test_workers_ride_out_redis_restarts_mid_job_and_with_jobs_queued(tmp_path: 
             redis.stop()
             with svc.client() as client:
                 during = client.post("/v1/jobs/super-resolve", files={"image": ("a.png", images.png(images.photo()))})
+                ready = client.get("/readyz")
             assert during.status_code == 503, during.text
             assert during.headers["content-type"] == "application/problem+json"
+            assert ready.status_code == 503 and ready.json()["code"] == "not-ready", ready.text  # as documented
+            assert ready.json()["readiness"] == "not-ready" and "Redis does not answer" in ready.json()["detail"]
             time.sleep(2)
             redis.start()
             back, back_at = time.monotonic(), datetime.now(UTC)

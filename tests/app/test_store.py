@@ -3,6 +3,7 @@ concurrency than HTTP clients on 2 cores can produce): limits hold exactly."""
 
 from __future__ import annotations
 
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -137,3 +138,34 @@ def test_a_page_cursor_is_read_back_exactly_and_a_forged_one_is_refused() -> Non
     for forged in ("1764032000.5", "nan:abc", "inf:abc", "1.0:", "1.0:a b", "x:abc"):
         with pytest.raises(InvalidParameter):
             PageCursor.parse(forged)
+
+
+def test_a_job_canceled_while_queued_expires_like_a_finished_one_and_says_when_it_ended(redis: Redis) -> None:
+    """Queued jobs keep no expiry, and RQ never cleans its canceled registry: without
+    this, a job canceled in the queue stayed in Redis, listed and 200, forever."""
+    store, caller = JobStore(redis, Settings(data_ttl_seconds=60)), Caller("ci", KeyLimits())
+    job_id, _ = store.submit("super-resolve", PARAMS, {"image": b"x" * 64}, UPLOADED, caller, Idempotency("k", "f"))
+    view = store.cancel(job_id, caller)
+    assert view.status is JobStatus.CANCELED and view.finished_at is not None
+    assert 0 < redis.ttl(f"rq:job:{job_id}") <= 60
+    assert redis.zcard("rq:canceled:super-resolve") == 0
+    assert 0 < redis.ttl(Idempotency("k", "f").redis_key("ci")) <= 60  # the record now ends with the job
+    assert redis.keys(f"{jobs.NAMESPACE}:input:*") == []
+
+
+def test_a_keys_records_of_a_queued_job_outlive_the_data_ttl_as_the_job_does(redis: Redis) -> None:
+    """With no worker for longer than the data TTL, the queued jobs still count against
+    the key's active limit, are still listed, and a retry with the same Idempotency-Key
+    still finds its job instead of making a second one."""
+    store, caller = JobStore(redis, Settings(data_ttl_seconds=1)), Caller("ci", KeyLimits(max_active_jobs=2))
+    first, _ = store.submit("super-resolve", PARAMS, {"image": b"x" * 64}, JobMeta(), caller, Idempotency("k", "f"))
+    store.submit("super-resolve", PARAMS, {"image": b"x" * 64}, JobMeta(), caller)
+    time.sleep(1.6)
+    with pytest.raises(TooManyActiveJobs):
+        store.submit("super-resolve", PARAMS, {"image": b"x" * 64}, JobMeta(), caller)
+    page, _ = store.owned(caller, 10, None)
+    assert len(page) == 2
+    assert store.submit("super-resolve", PARAMS, {"image": b"y" * 64}, JobMeta(), caller, Idempotency("k", "f")) == (
+        first,
+        True,
+    )

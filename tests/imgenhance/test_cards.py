@@ -17,7 +17,7 @@ def test_a_class_is_a_name_or_an_index() -> None:
     assert digits.class_index("3") == digits.class_index(3) == 3
 
 
-@pytest.mark.parametrize("label", [10, -1, "eleven", "10", ""])
+@pytest.mark.parametrize("label", [10, -1, "eleven", "10", "", "²", "٣"])  # Unicode digits: int() of "²" raised
 def test_a_class_the_model_lacks_is_refused_with_its_classes(label: str | int) -> None:
     with pytest.raises(UnknownClass, match=r"no class .* in gen-digits; its classes are \['0'"):
         read_card(MODELS / "gen-digits.json").class_index(label)

@@ -42,7 +42,7 @@ def test_the_workers_updates_survive_a_save_and_a_fresh_fetch(redis: Redis) -> N
     meta = JobMeta.of(job)
     meta.attempts += 1
     meta.progress, meta.tiles = 0.5, (3, 6)
-    meta.error, meta.error_kind, meta.failed_at = "bad tile", "input", datetime.now(UTC)
+    meta.error, meta.error_kind, meta.ended_at = "bad tile", "input", datetime.now(UTC)
     meta.save_to(job)
     again = JobMeta.of(Job.fetch(job_id, connection=redis, serializer=jobs.SERIALIZER))
     assert again == meta
@@ -57,3 +57,9 @@ def test_what_no_writer_may_store_is_refused() -> None:
     meta = JobMeta()
     with pytest.raises(ValidationError):
         meta.error_kind = "timeout"  # type: ignore[assignment]  # input or internal only
+
+
+def test_a_job_stored_before_the_rename_still_shows_when_it_ended() -> None:
+    assert JobMeta.model_validate({"failed_at": "2026-11-24T10:00:00+00:00"}).ended_at == datetime(
+        2026, 11, 24, 10, tzinfo=UTC
+    )

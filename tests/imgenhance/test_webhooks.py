@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import socket
+
 import pytest
 
-from imgenhance.webhooks import Target, WebhookRefused, check_target
+from imgenhance.webhooks import Target, WebhookNotResolved, WebhookRefused, check_target
 
 
 @pytest.mark.parametrize(
@@ -17,7 +19,18 @@ def test_non_public_targets_are_refused_unless_allowed(url: str) -> None:
     assert check_target(url, allow_private=True).address
 
 
-@pytest.mark.parametrize("url", ["ftp://example.com/", "http:///path", "http://u:p@example.com/", "not a url"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "ftp://example.com/",
+        "http:///path",
+        "http://u:p@example.com/",
+        "not a url",
+        "http://[::1/",  # urlsplit raises ValueError: a 500 at submit before
+        "http://[x]/",
+        "http://example.com:99999/",
+    ],
+)
 def test_malformed_targets_are_refused(url: str) -> None:
     with pytest.raises(WebhookRefused):
         check_target(url, allow_private=True)
@@ -35,3 +48,14 @@ def test_https_keeps_the_name_for_the_certificate_and_brackets_ipv6() -> None:
     assert url == "https://[2001:db8::7]:443/in"
     assert headers == {"host": "hooks.example.com"}
     assert extensions == {"sni_hostname": "hooks.example.com"}
+
+
+def test_a_name_that_does_not_resolve_now_is_told_apart(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Refused at submit like any other, but the sender retries it: a resolver outage passes."""
+
+    def outage(*_: object, **__: object) -> None:
+        raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
+
+    monkeypatch.setattr(socket, "getaddrinfo", outage)
+    with pytest.raises(WebhookNotResolved, match="does not resolve"):
+        check_target("https://hooks.example.com/x", allow_private=False)

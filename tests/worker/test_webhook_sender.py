@@ -10,6 +10,7 @@ import threading
 import time
 from datetime import UTC, datetime
 
+import pytest
 from redis import Redis
 
 from app.ratelimit import Caller
@@ -111,3 +112,22 @@ def test_a_receiver_that_trickles_its_answer_is_cut_off_at_the_attempt_deadline(
     assert not attempt.delivered and attempt.error == "no answer within 1.5 s"
     assert took < 8, f"the attempt took {took:.1f} s"
     assert redis.zscore(webhooks.DUE, job_id) is not None  # another attempt is scheduled
+
+
+def test_a_receiver_whose_name_does_not_resolve_for_now_is_tried_again(
+    redis: Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = Settings(webhook_secret=SECRET)
+    job_id = queued_job_with_webhook(redis, settings, "https://hooks.example.com/x")
+    JobStore(redis, settings).cancel(job_id, Caller("anonymous", KeyLimits()))
+
+    def outage(*_: object, **__: object) -> None:
+        raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
+
+    monkeypatch.setattr(socket, "getaddrinfo", outage)
+    sender = WebhookSender(settings, redis)
+    sender.deliver(job_id)
+    sender.stop()
+    [attempt] = webhooks.deliveries(redis, job_id)
+    assert not attempt.delivered and "does not resolve" in (attempt.error or "")
+    assert redis.zscore(webhooks.DUE, job_id) is not None  # not given up: the next attempt is scheduled
