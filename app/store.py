@@ -39,6 +39,7 @@ from app.errors import (
 from app.ratelimit import Caller
 from app.schemas import JobView, ResultInfo, Timings, WebhookView
 from imgenhance import jobs, webhooks
+from imgenhance.cards import Task
 from imgenhance.jobs import JobMeta, JobStatus
 from imgenhance.params import JobParams, JobResult
 from imgenhance.settings import Settings
@@ -124,7 +125,7 @@ class JobStore:
 
     def submit(
         self,
-        task: str,
+        task: Task,
         params: JobParams,
         uploads: dict[str, bytes],
         meta: JobMeta,
@@ -335,11 +336,11 @@ class JobStore:
                 headers={"Retry-After": "5"},
             )
 
-    def _enqueue(self, queue: Queue, job_id: str, task: str, params: JobParams, meta: JobMeta) -> None:
+    def _enqueue(self, queue: Queue, job_id: str, task: Task, params: JobParams, meta: JobMeta) -> None:
         ttl = self.settings.data_ttl_seconds
         queue.enqueue_call(
             jobs.ENTRYPOINT,
-            kwargs={"task": task, "params": params.model_dump(mode="json")},
+            kwargs=jobs.JobArguments(task, params).as_kwargs(),
             job_id=job_id,
             timeout=self.settings.job_timeout_seconds,
             result_ttl=ttl,
@@ -384,7 +385,7 @@ class JobStore:
     def view_of(self, job: Job) -> JobView:
         status = jobs.status_of(job)
         meta = JobMeta.of(job)
-        kwargs = job.kwargs
+        arguments = jobs.JobArguments.of(job)
         result = job.return_value(refresh=False) if status is JobStatus.SUCCEEDED else None
         started = _utc(job.started_at)
         ended = (_utc(job.ended_at) or _utc(meta.ended_at)) if status.finished else None
@@ -397,11 +398,11 @@ class JobStore:
         links = jobs.links(job.id)
         return JobView(
             id=job.id,
-            task=kwargs["task"],
+            task=arguments.task,
             status=status,
             progress=1.0 if status is JobStatus.SUCCEEDED else meta.progress,
-            params=kwargs["params"],
-            model=kwargs["params"]["model"],
+            params=arguments.params.model_dump(mode="json"),
+            model=arguments.params.model,
             created_at=enqueued,
             started_at=started,
             finished_at=ended,

@@ -13,6 +13,7 @@ at once instead of polling.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Literal
@@ -27,6 +28,8 @@ from rq.serializers import JSONSerializer
 from rq.timeouts import JobTimeoutException
 
 from imgenhance import REDIS_NAMESPACE, webhooks
+from imgenhance.cards import Task
+from imgenhance.params import TASK_PARAMS, JobParams
 
 NAMESPACE = REDIS_NAMESPACE
 ENTRYPOINT = "worker.tasks.run_job"
@@ -62,6 +65,36 @@ _FROM_RQ = {
 }
 
 
+@dataclass(frozen=True)
+class JobArguments:
+    """RQ's keyword arguments to ``ENTRYPOINT``, typed: the task and its parameters."""
+
+    task: Task
+    params: JobParams
+
+    def as_kwargs(self) -> dict[str, Any]:
+        return {"task": self.task, "params": self.params.model_dump(mode="json")}
+
+    @classmethod
+    def parse(cls, task: str, params: dict[str, Any]) -> JobArguments:
+        """``JobError`` for a task this release does not know; pydantic's
+        ``ValidationError`` for parameters that do not fit it."""
+        for known, kind in TASK_PARAMS.items():
+            if task == known:
+                return cls(known, kind.model_validate(params))
+        raise JobError(f"this release has no task {task!r}")
+
+    @classmethod
+    def of(cls, job: Job) -> JobArguments:
+        return cls.parse(task_of(job), job.kwargs.get("params", {}))
+
+
+def task_of(job: Job) -> str:
+    """The job's task without reading its parameters (a failure callback must work for a
+    job whose parameters were the failure)."""
+    return str(job.kwargs.get("task", "unknown"))
+
+
 class UploadFacts(BaseModel):
     """One stored upload as the gateway verified it."""
 
@@ -94,7 +127,7 @@ class JobMeta(BaseModel):
     error: str | None = None
     error_kind: Literal["input", "internal"] | None = None
     # When the job ended, for the ends RQ does not stamp: failed by registry cleanup (its
-    # worker died) or canceled while queued. Jobs stored before 0.x name it failed_at.
+    # worker died) or canceled while queued. Jobs stored by earlier releases call it failed_at.
     ended_at: datetime | None = Field(None, validation_alias=AliasChoices("ended_at", "failed_at"))
     # The Redis key of the Idempotency-Key record naming this job: it lives as long as the job.
     idempotency: str | None = None
@@ -215,5 +248,5 @@ def on_failure(job: Job, connection: Redis, exc_type: Any, exc: Any, tb: Any) ->
     meta.save_to(job)
     if not job.should_retry:
         wind_up(connection, job)
-    JOB_FAILURES.labels(task=job.kwargs.get("task", "unknown"), reason=reason).inc()
+    JOB_FAILURES.labels(task=task_of(job), reason=reason).inc()
     publish(connection, job.id, status="failing", error=message)

@@ -18,8 +18,8 @@ from rq import get_current_job
 from rq.job import Job
 from rq.timeouts import JobTimeoutException
 
-from imgenhance.jobs import JobCanceled, JobError, JobMeta, cancel_key, publish, result_key
-from imgenhance.params import TASK_PARAMS, JobResult
+from imgenhance.jobs import JobArguments, JobCanceled, JobError, JobMeta, cancel_key, publish, result_key
+from imgenhance.params import JobResult
 from worker import context, metrics
 from worker.codec import Encoded, encode
 from worker.inputs import RedisInputs
@@ -100,7 +100,7 @@ def run_job(task: str, params: dict[str, Any]) -> dict[str, Any]:
     ctx = context.current()
     if task not in PIPELINES:
         raise JobError(f"this worker has no pipeline for task {task!r}")
-    spec = TASK_PARAMS[task].model_validate(params)
+    spec = JobArguments.parse(task, params).params
     model = ctx.runtime.get(spec.model)
     labels = {"task": task, "model": spec.model}
     start = time.perf_counter()

@@ -17,7 +17,7 @@ from rq.job import Job
 from standardwebhooks.webhooks import Webhook
 
 from imgenhance import webhooks
-from imgenhance.jobs import SERIALIZER, JobMeta, JobStatus, links, status_of
+from imgenhance.jobs import SERIALIZER, JobMeta, JobStatus, links, status_of, task_of
 from imgenhance.settings import Settings
 
 log = logging.getLogger("imgenhance.webhooks")
@@ -84,7 +84,7 @@ class WebhookSender:
             "timestamp": webhooks.now().isoformat(),
             "data": {
                 "id": job.id,
-                "task": job.kwargs.get("task"),
+                "task": task_of(job),
                 "status": status.value,
                 "error": JobMeta.of(job).error if status is JobStatus.FAILED else None,
                 "links": links(job.id),

@@ -14,7 +14,7 @@ from rq.job import Job
 from app.ratelimit import Caller
 from app.store import JobStore
 from imgenhance import jobs
-from imgenhance.jobs import JobMeta, UploadFacts
+from imgenhance.jobs import JobArguments, JobError, JobMeta, UploadFacts
 from imgenhance.params import SuperResolveParams
 from imgenhance.settings import KeyLimits, Settings
 
@@ -63,3 +63,15 @@ def test_a_job_stored_before_the_rename_still_shows_when_it_ended() -> None:
     assert JobMeta.model_validate({"failed_at": "2026-11-24T10:00:00+00:00"}).ended_at == datetime(
         2026, 11, 24, 10, tzinfo=UTC
     )
+
+
+def test_a_jobs_arguments_are_read_back_typed_and_an_unknown_task_is_a_job_error(redis: Redis) -> None:
+    store = JobStore(redis, Settings())
+    job_id, _ = store.submit("super-resolve", PARAMS, {"image": b"x" * 64}, JobMeta(), Caller("ci", KeyLimits()))
+    arguments = JobArguments.of(Job.fetch(job_id, connection=redis, serializer=jobs.SERIALIZER))
+    assert arguments == JobArguments("super-resolve", PARAMS)
+    assert isinstance(arguments.params, SuperResolveParams)
+    with pytest.raises(JobError, match="no task 'sharpen'"):
+        JobArguments.parse("sharpen", PARAMS.model_dump(mode="json"))
+    with pytest.raises(ValidationError):
+        JobArguments.parse("super-resolve", {"model": "sr-compact-x4", "scale": 5, "output_format": "png"})
