@@ -102,12 +102,12 @@ train-style: weights  ## the style-transfer models (GPU recommended; resumable: 
 	$(BIN)/python -m training --data-root $(DATA) train-style --config $(STYLE_CONFIGS)/named.toml --resume auto
 	$(BIN)/python -m training --data-root $(DATA) train-style --config $(STYLE_CONFIGS)/any_style_adain.toml --resume auto
 
-train-style-cpu: weights  ## go on training the named styles from the shipped cards, in bf16 on the CPU (MINUTES=60), resumable
+train-style-cpu: weights  ## go on training the named styles from the shipped cards at 256-px crops, in bf16 on the CPU (MINUTES=70), resumable
 	$(BIN)/python -m training --data-root $(DATA) train-style --config $(STYLE_CONFIGS)/named.toml \
-		--set crop=128 --set batch_size=2 --set amp=true --set val_every=500 --set lr=3e-4 \
-		--set max_minutes=$(or $(MINUTES),60) --set 'init_from="models/style-{name}.json"' \
-		--out runs/style-named-cpu --resume auto
-	$(BIN)/python -m training --data-root $(DATA) export --checkpoint runs/style-named-cpu/best.pt \
+		--set crop=256 --set batch_size=2 --set amp=true --set val_every=250 --set lr=1e-4 \
+		--set max_minutes=$(or $(MINUTES),70) --set 'init_from="models/style-{name}.json"' \
+		--out runs/style-named-256 --resume auto
+	$(BIN)/python -m training --data-root $(DATA) export --checkpoint runs/style-named-256/best.pt \
 		--grid docs/images/style.jpg --gatys-images 1
 
 train-style-any-cpu: weights  ## go on training the any-style decoder from the shipped card, in bf16 on the CPU (MINUTES=60), resumable
