@@ -195,6 +195,7 @@ class LocalBackend:
             DenoiseParams,
             StyleTransferParams,
             SuperResolveParams,
+            style_source_conflict,
             stylised_scale,
         )
 
@@ -226,8 +227,9 @@ class LocalBackend:
                     quality=quality,
                 )
             else:
-                if (request.style is None) == (request.style_image is None):
-                    raise InvalidParameter("name a style or give a style image (one of the two)")
+                conflict = style_source_conflict(request.style is not None, request.style_image is not None)
+                if conflict:
+                    raise InvalidParameter(conflict)
                 card = (
                     self.catalog.style(request.style) if request.style is not None else self.catalog.arbitrary_style()
                 )

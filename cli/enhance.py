@@ -41,6 +41,7 @@ from imgenhance.params import (
     OutputFormat,
     denoise_level_conflict,
     quality_conflict,
+    style_source_conflict,
 )
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
@@ -174,10 +175,12 @@ def request_from(args: argparse.Namespace) -> Enhance:
         raise UsageError(conflict)
     if args.scale is not None and args.outscale is not None:
         raise UsageError("give --scale or --outscale, not both")
-    if task == "style-transfer" and args.style is not None and args.style_image is not None:
-        raise UsageError("give --style or --style-image, not both")
-    if task == "style-transfer" and not style_given:
-        raise UsageError("style-transfer needs --style NAME or --style-image FILE")
+    if task == "style-transfer":
+        conflict = style_source_conflict(
+            args.style is not None, args.style_image is not None, "--style NAME", "--style-image FILE"
+        )
+        if conflict:
+            raise UsageError(conflict)
     conflict = quality_conflict(args.output_format, args.quality)
     if conflict:
         raise UsageError(f"--{conflict} (--format)")

@@ -87,6 +87,19 @@ def stylised_scale(width: int, height: int, max_side: int, keep_size: bool) -> f
     return 1.0 if keep_size else min(1.0, max_side / max(width, height))
 
 
+def style_source_conflict(
+    style_given: bool, image_given: bool, style: str = "style", image: str = "style_image"
+) -> str | None:
+    """Why a style-transfer request does not give exactly one style source (a named style
+    or a picture), or None: the API, the command line and the library backend ask this,
+    each naming its own fields (``style``, ``image``)."""
+    if style_given and image_given:
+        return f"send either {style} (a named style) or {image} (any picture), not both"
+    if not style_given and not image_given:
+        return f"name a style with {style} or send a picture with {image}"
+    return None
+
+
 def quality_conflict(output_format: OutputFormat | None, quality: int | None) -> str | None:
     """Why ``quality`` cannot go with this output format, or None: the API and the command line ask this."""
     if quality is not None and output_format == "png":

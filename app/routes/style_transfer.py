@@ -22,7 +22,14 @@ from app.submit import (
     submit,
 )
 from imgenhance.catalog import UnknownModel
-from imgenhance.params import IMAGE, STYLE_IMAGE, STYLE_MAX_SIDE, StyleTransferParams, stylised_scale
+from imgenhance.params import (
+    IMAGE,
+    STYLE_IMAGE,
+    STYLE_MAX_SIDE,
+    StyleTransferParams,
+    style_source_conflict,
+    stylised_scale,
+)
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], dependencies=[ApiKeyDep, FormFieldsDep])
 
@@ -68,11 +75,12 @@ async def style_transfer(
     quality: QualityField = None,
     prefer: PreferHeader = None,
 ) -> Response:
-    if style is not None and style_image is not None:
-        raise InvalidParameter("send either style (a named style) or style_image (any picture), not both")
-    if style is None and style_image is None:
-        names = ", ".join(c.style.name for c in state.catalog.styles() if c.style)
-        raise InvalidParameter(f"name a style (one of: {names or 'none installed'}) or upload a style_image")
+    conflict = style_source_conflict(style is not None, style_image is not None)
+    if conflict:
+        if style is None:  # neither: say which names there are
+            names = ", ".join(c.style.name for c in state.catalog.styles() if c.style)
+            conflict += f"; the named styles: {names or 'none installed'}"
+        raise InvalidParameter(conflict, field="style")
     try:
         card = state.catalog.style(style) if style is not None else state.catalog.arbitrary_style()
     except UnknownModel as exc:

@@ -137,7 +137,7 @@ def test_style_transfer_with_a_named_style(tmp_path: Path) -> None:
         (["--quality", "80"], "--quality applies to jpeg and webp output; png is lossless (--format)"),
         (["--sigma", "10", "--scale", "2"], "--scale is for --task super-resolve, not denoise"),
         (["--scale", "2", "--outscale", "3"], "--scale or --outscale, not both"),
-        (["--task", "style-transfer"], "needs --style NAME or --style-image FILE"),
+        (["--task", "style-transfer"], "name a style with --style NAME or send a picture with --style-image FILE"),
         (["--jpeg-quality", "30"], "--jpeg-quality is for --task denoise, not super-resolve"),
         (["--artifacts", "noise", "--jpeg-quality", "30"], "--jpeg-quality goes with --artifacts jpeg"),
         (["--artifacts", "jpeg", "--jpeg-quality", "30", "--sigma", "5"], "send --sigma or --jpeg-quality, not both"),
