@@ -206,8 +206,10 @@ class JobStore:
         drop the oldest entries whose jobs have expired: a few per submit keep the
         index to about the owner's live jobs without a scan."""
         key = self._owned_key(owner.name)
-        self.connection.zadd(key, {job_id: time.time()})
-        oldest = [m.decode() for m in self.connection.zrange(key, 0, PRUNE_PER_SUBMIT - 1)]  # type: ignore[union-attr]
+        with self.connection.pipeline() as pipe:  # one round trip: this runs under the admission lock
+            pipe.zadd(key, {job_id: time.time()})
+            pipe.zrange(key, 0, PRUNE_PER_SUBMIT - 1)
+            oldest = [m.decode() for m in pipe.execute()[1]]
         with self.connection.pipeline() as pipe:
             for old in oldest:
                 pipe.exists(Job.key_for(old))

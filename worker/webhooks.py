@@ -43,6 +43,9 @@ class WebhookSender:
             raise ValueError("WebhookSender needs IMGENHANCE_WEBHOOK_SECRET")
         self.settings, self.connection, self.poll_seconds = settings, connection, poll_seconds
         self.deadline = deadline
+        # Made once: loading the CA bundle costs about 20 ms, and each attempt has its own
+        # client (its own event loop; the attempt's deadline covers it).
+        self.tls = httpx.create_ssl_context()
         self.signer = Webhook(settings.webhook_secret)
         self.stopping = threading.Event()
         self.thread = threading.Thread(target=self._run, name="webhooks", daemon=True)
@@ -71,7 +74,7 @@ class WebhookSender:
         line included, ends at the deadline."""
         async with (
             asyncio.timeout(self.deadline),
-            httpx.AsyncClient(timeout=STEP_TIMEOUT, follow_redirects=False) as client,
+            httpx.AsyncClient(timeout=STEP_TIMEOUT, follow_redirects=False, verify=self.tls) as client,
             client.stream("POST", url, content=body, headers=headers, extensions=extensions) as response,
         ):
             return response.status_code
