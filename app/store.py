@@ -385,8 +385,8 @@ class JobStore:
         return self.view_of(self.fetch(job_id, owner))
 
     def view_of(self, job: Job) -> JobView:
-        status = jobs.status_of(job)
         meta = JobMeta.of(job)
+        status = jobs.status_of(job, meta)
         arguments = jobs.JobArguments.of(job)
         result = job.return_value(refresh=False) if status is JobStatus.SUCCEEDED else None
         started = _utc(job.started_at)

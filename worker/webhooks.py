@@ -79,8 +79,8 @@ class WebhookSender:
         ):
             return response.status_code
 
-    def event(self, job: Job) -> tuple[webhooks.EventType, bytes]:
-        status = status_of(job)
+    def event(self, job: Job, meta: JobMeta) -> tuple[webhooks.EventType, bytes]:
+        status = status_of(job, meta)
         kind = EVENTS[status]
         payload = {
             "type": kind,
@@ -89,7 +89,7 @@ class WebhookSender:
                 "id": job.id,
                 "task": task_of(job),
                 "status": status.value,
-                "error": JobMeta.of(job).error if status is JobStatus.FAILED else None,
+                "error": meta.error if status is JobStatus.FAILED else None,
                 "links": links(job.id),
             },
         }
@@ -101,8 +101,8 @@ class WebhookSender:
         except NoSuchJobError:
             self.connection.zrem(webhooks.DUE, job_id)  # expired: nobody to tell about it
             return
-        url = JobMeta.of(job).webhook
-        status = status_of(job)
+        meta = JobMeta.of(job)
+        url, status = meta.webhook, status_of(job, meta)
         past = webhooks.deliveries(self.connection, job_id)
         if not url or any(d.delivered for d in past):  # a second schedule of one ending
             self.connection.zrem(webhooks.DUE, job_id)
@@ -112,7 +112,7 @@ class WebhookSender:
             # of a dead worker's job runs the callback first): the end is moments away.
             webhooks.schedule(self.connection, job_id, NOT_ENDED_DELAY)
             return
-        kind, body = self.event(job)
+        kind, body = self.event(job, meta)
         attempt = len(past) + 1
         code, error = None, None
         try:
