@@ -36,11 +36,13 @@ def save_curves(
 
 
 def _finish(fig: Any, axes: Sequence[Any], path: Path, legend_size: int | None = None) -> None:
-    """Step on x, a light grid and a legend on every panel; write the PNG and free the figure."""
+    """Step on x, a light grid and a legend on every panel that has lines; write the PNG
+    and free the figure."""
     for ax in axes:
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=legend_size)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=legend_size)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)
@@ -80,9 +82,10 @@ def save_loss_curves(history: Sequence[dict[str, Any]], path: Path, title: str) 
     steps = [h["step"] for h in history]
     fig, (ax_train, ax_val) = plt.subplots(1, 2, figsize=(11, 4))
     for key in ("loss", "content", "style", "tv"):
-        values = [abs(h.get(key, 0.0)) for h in history]
-        if any(values):
-            ax_train.plot(steps, values, label=key)
+        # A run that went on from a model has a step-0 record with no training terms.
+        points = [(h["step"], abs(h[key])) for h in history if key in h]
+        if any(v for _, v in points):
+            ax_train.plot(*zip(*points, strict=True), label=key)
     ax_train.set_yscale("log")
     ax_train.set_title(f"{title}: training (unweighted terms, weighted total)")
     for key in sorted(k for k in history[0] if k.startswith("val_") and k != "val_total"):

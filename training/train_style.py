@@ -276,6 +276,42 @@ def train_style(
     amp = use_bf16(dev, cfg.amp)
     sums: dict[str, list[float]] = {}
     bar = tqdm(total=cfg.steps, initial=ckpt.step, disable=None if progress else True, desc=cfg.name)
+
+    def validate() -> None:
+        """Score the held-out images, keep the best weights and the run's state, draw."""
+        metrics, rows, titles = objective.validate(val_content)
+        record = {
+            "step": ckpt.step,
+            **{k: float(np.mean(v)) for k, v in sums.items()},
+            **metrics,
+            "lr": opt.param_groups[0]["lr"],
+            "elapsed": budget.elapsed,
+        }
+        ckpt.history.append(record)
+        sums.clear()
+        bar.set_postfix(loss=f"{record.get('loss', float('nan')):.3g}", val=f"{metrics['val_total']:.3g}")
+        log.info(
+            "%s step %d  loss %.4g  val content %.4g style %.4g  %.2f s/step",
+            cfg.name,
+            ckpt.step,
+            record.get("loss", float("nan")),
+            metrics["val_content"],
+            metrics["val_style"],
+            record["elapsed"] / max(ckpt.step, 1),
+        )
+        if not ckpt.best or metrics["val_total"] < ckpt.best["val_total"]:
+            ckpt.best = {"step": ckpt.step, "val_total": metrics["val_total"]}
+            save(out_dir / "best.pt", with_optimizer=False)
+        save(out_dir / "last.pt", with_optimizer=True)
+        save_loss_curves(ckpt.history, out_dir / "curves.png", cfg.name)
+        save_grid(rows, titles, out_dir / "samples" / f"step{ckpt.step:07d}.png")
+        save_grid(rows, titles, out_dir / "samples.png")
+        (out_dir / "history.json").write_text(json.dumps({"history": ckpt.history, "best": ckpt.best}, indent=1))
+
+    if ckpt.step == 0 and cfg.init_from:
+        # A run that goes on from a model measures it first: that is the figure to beat,
+        # and best.pt stays the starting model when no step improves on it.
+        validate()
     model.train()
     while True:
         frac = budget.fraction(ckpt.step)
@@ -295,34 +331,7 @@ def train_style(
         for name, value in {"loss": loss.item(), **terms.as_floats(), "clipped": float(clipped)}.items():
             sums.setdefault(name, []).append(value)
         if ckpt.step % cfg.val_every == 0:
-            metrics, rows, titles = objective.validate(val_content)
-            record = {
-                "step": ckpt.step,
-                **{k: float(np.mean(v)) for k, v in sums.items()},
-                **metrics,
-                "lr": opt.param_groups[0]["lr"],
-                "elapsed": budget.elapsed,
-            }
-            ckpt.history.append(record)
-            sums.clear()
-            bar.set_postfix(loss=f"{record['loss']:.3g}", val=f"{metrics['val_total']:.3g}")
-            log.info(
-                "%s step %d  loss %.4g  val content %.4g style %.4g  %.2f s/step",
-                cfg.name,
-                ckpt.step,
-                record["loss"],
-                metrics["val_content"],
-                metrics["val_style"],
-                record["elapsed"] / ckpt.step,
-            )
-            if not ckpt.best or metrics["val_total"] < ckpt.best["val_total"]:
-                ckpt.best = {"step": ckpt.step, "val_total": metrics["val_total"]}
-                save(out_dir / "best.pt", with_optimizer=False)
-            save(out_dir / "last.pt", with_optimizer=True)
-            save_loss_curves(ckpt.history, out_dir / "curves.png", cfg.name)
-            save_grid(rows, titles, out_dir / "samples" / f"step{ckpt.step:07d}.png")
-            save_grid(rows, titles, out_dir / "samples.png")
-            (out_dir / "history.json").write_text(json.dumps({"history": ckpt.history, "best": ckpt.best}, indent=1))
+            validate()
     bar.close()
     if not (out_dir / "best.pt").exists():  # the budget ended before the first validation
         save(out_dir / "best.pt", with_optimizer=False)

@@ -249,6 +249,19 @@ def test_any_style_model_trains_and_is_measured_on_held_out_paintings(
     ]
     assert isinstance(card.quality, StyleQuality) and set(card.quality.versus_gatys) == {"held1", "held2"}
 
+    # going on from the card measures it first: with no steps, best.pt is the card's model
+    goes_on = [*lines, f'init_from = "{models / "style-any.json"}"']
+    start = _train(style_data, tmp_path, goes_on, "goes-on", ["--set", "steps=0"])
+    history = json.loads((start / "history.json").read_text())["history"]
+    assert [h["step"] for h in history] == [0] and "loss" not in history[0]
+    assert history[0]["val_total"] == pytest.approx(record["val_total"], rel=1e-4)
+    started, trained = Checkpoint.load(start / "best.pt").params, Checkpoint.load(run / "best.pt").params
+    for key in trained:
+        torch.testing.assert_close(started[key], trained[key], atol=1e-6, rtol=0)
+    more = _train(style_data, tmp_path, goes_on, "goes-on-2")
+    assert [h["step"] for h in json.loads((more / "history.json").read_text())["history"]] == [0, 2]
+    assert (more / "curves.png").exists()
+
 
 def test_a_held_out_painting_that_does_not_exist_is_refused(
     vgg_weights: Path, style_data: Path, tmp_path: Path
