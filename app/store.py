@@ -74,8 +74,11 @@ class Idempotency:
         return f"{jobs.NAMESPACE}:idempotency:{owner}:{digest}"
 
 
-def fingerprint(task: str, params: JobParams, uploads: dict[str, bytes]) -> str:
+def fingerprint(task: str, params: JobParams, uploads: dict[str, bytes], webhook: str | None) -> str:
+    """What makes two submits the same request: the task, its parameters, the uploads'
+    bytes and where its end is announced."""
     digest = hashlib.sha256(task.encode() + b"\0" + params.model_dump_json().encode())
+    digest.update(b"\0webhook\0" + (webhook or "").encode())
     for name in sorted(uploads):
         digest.update(b"\0" + name.encode() + b"\0" + hashlib.sha256(uploads[name]).digest())
     return digest.hexdigest()

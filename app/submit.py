@@ -282,7 +282,7 @@ async def submit(
     data = {name: u.data for name, u in uploads.items()}
     idempotency = None
     if options.idempotency_key is not None:
-        idempotency = Idempotency(options.idempotency_key, fingerprint(task, params, data))
+        idempotency = Idempotency(options.idempotency_key, fingerprint(task, params, data, options.webhook))
     job_id, replayed = await run_in_threadpool(state.store.submit, task, params, data, meta, owner, idempotency)
     replay = {"Idempotent-Replayed": "true"} if replayed else {}
     if not replayed:

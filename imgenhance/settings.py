@@ -38,7 +38,7 @@ class Settings(BaseSettings):
 
     redis_url: str | None = Field(None, validation_alias=AliasChoices("REDIS_URL", "IMGENHANCE_REDIS_URL"))
     host: str = "127.0.0.1"
-    port: int = 8000
+    port: int = Field(8000, ge=1, le=65535)
     models_dir: Path = SHIPPED_MODELS
     api_keys: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
@@ -107,7 +107,7 @@ class Settings(BaseSettings):
     tile_size: int = Field(512, ge=32, description="largest tile side, in input pixels")
     tile_overlap: int = Field(24, ge=0, description="overlap between neighbouring tiles, in input pixels")
     tile_batch: int = Field(1, ge=1, description="tiles per inference call (raise on GPUs)")
-    metrics_port: int = Field(9100, description="worker metrics port; 0 = none")
+    metrics_port: int = Field(9100, ge=0, le=65535, description="worker metrics port; 0 = none")
 
     # pydantic-settings hands list fields the raw string when NoDecode is set.
     @model_validator(mode="before")

@@ -103,10 +103,17 @@ def test_webhooks_to_internal_addresses_or_without_a_secret_are_refused(make_ser
 
 
 def test_idempotency_key_makes_a_retried_submit_return_the_first_job(make_service) -> None:  # type: ignore[no-untyped-def]
-    svc: Service = make_service(workers=0)
+    env = {"IMGENHANCE_WEBHOOK_SECRET": SECRET, "IMGENHANCE_WEBHOOK_ALLOW_PRIVATE": "true"}
+    svc: Service = make_service(workers=0, env=env)
     body = image()
     with svc.client() as client:
         first = client.post("/v1/jobs/super-resolve", files=body, headers={"Idempotency-Key": "k-1"})
+        rehooked = client.post(
+            "/v1/jobs/super-resolve",
+            files=body,
+            data={"webhook": "http://127.0.0.1:9/h"},
+            headers={"Idempotency-Key": "k-1"},
+        )
         again = client.post("/v1/jobs/super-resolve", files=body, headers={"Idempotency-Key": "k-1"})
         other = client.post("/v1/jobs/super-resolve", files=body, headers={"Idempotency-Key": "k-2"})
         changed = client.post(
@@ -118,6 +125,7 @@ def test_idempotency_key_makes_a_retried_submit_return_the_first_job(make_servic
     assert "idempotent-replayed" not in first.headers
     assert other.json()["id"] != first.json()["id"]
     assert changed.status_code == 422 and "different request" in changed.json()["detail"]
+    assert rehooked.status_code == 422, rehooked.text  # the replay would keep the first job's webhook
     assert gen[0].status_code == gen[1].status_code == 202, gen[1].text
     assert gen[0].json()["id"] == gen[1].json()["id"]
     assert svc.connection.llen("rq:queue:super-resolve") == 2 and svc.connection.llen("rq:queue:generate") == 1

@@ -35,6 +35,13 @@ def test_public_bind_without_keys_is_refused() -> None:
     assert Settings(host="::1").host == "::1"
 
 
+def test_ports_out_of_range_are_refused() -> None:
+    for bad in ({"port": 0}, {"port": 65536}, {"metrics_port": -5}, {"metrics_port": 70000}):
+        with pytest.raises(ValidationError, match="port"):
+            Settings(**bad)
+    assert Settings(metrics_port=0).metrics_port == 0
+
+
 def test_tile_overlap_must_leave_room() -> None:
     with pytest.raises(ValidationError, match="TILE_OVERLAP"):
         Settings(tile_size=64, tile_overlap=32)
