@@ -110,12 +110,12 @@ train-style-cpu: weights  ## go on training the named styles from the shipped ca
 	$(BIN)/python -m training --data-root $(DATA) export --checkpoint runs/style-named-256/best.pt \
 		--grid docs/images/style.jpg --gatys-images 1
 
-train-style-any-cpu: weights  ## go on training the any-style decoder from the shipped card, in bf16 on the CPU (MINUTES=60), resumable
+train-style-any-cpu: weights  ## go on training the any-style decoder from the shipped card at 256-px crops, in bf16 on the CPU (MINUTES=65), resumable
 	$(BIN)/python -m training --data-root $(DATA) train-style --config $(STYLE_CONFIGS)/any_style_adain.toml \
-		--set crop=128 --set batch_size=4 --set amp=true --set val_every=500 \
-		--set max_minutes=$(or $(MINUTES),60) --set 'init_from="models/style-any.json"' \
-		--out runs/style-any-cpu --resume auto
-	$(BIN)/python -m training --data-root $(DATA) export --checkpoint runs/style-any-cpu/best.pt --id style-any \
+		--set crop=256 --set batch_size=4 --set amp=true --set val_every=250 \
+		--set max_minutes=$(or $(MINUTES),65) --set 'init_from="models/style-any.json"' \
+		--out runs/style-any-256 --resume auto
+	$(BIN)/python -m training --data-root $(DATA) export --checkpoint runs/style-any-256/best.pt --id style-any \
 		--default --grid docs/images/style-any.jpg --gatys-images 1
 
 export-styles: weights  ## one model per painting + any-style: measured against Gatys, cards, docs/images grids
