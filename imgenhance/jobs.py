@@ -145,14 +145,11 @@ class JobMeta(BaseModel):
         job.save_meta()
 
 
-def status_of(job: Job, meta: JobMeta | None = None) -> JobStatus:
-    """The API's status of an RQ job (as last fetched): a running job stopped on request
-    fails in RQ's terms and is canceled in ours. ``meta``: the job's, when the caller
-    has already read it."""
+def status_of(job: Job, meta: JobMeta) -> JobStatus:
+    """The API's status of an RQ job (as last fetched; ``meta`` is its): a running job
+    stopped on request fails in RQ's terms and is canceled in ours."""
     status = JobStatus.from_rq(job.get_status(refresh=False))
-    if status is not JobStatus.FAILED:
-        return status
-    return JobStatus.CANCELED if (meta or JobMeta.of(job)).canceled else status
+    return JobStatus.CANCELED if status is JobStatus.FAILED and meta.canceled else status
 
 
 def links(job_id: str) -> dict[str, str]:

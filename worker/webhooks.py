@@ -79,8 +79,7 @@ class WebhookSender:
         ):
             return response.status_code
 
-    def event(self, job: Job, meta: JobMeta) -> tuple[webhooks.EventType, bytes]:
-        status = status_of(job, meta)
+    def event(self, job: Job, meta: JobMeta, status: JobStatus) -> tuple[webhooks.EventType, bytes]:
         kind = EVENTS[status]
         payload = {
             "type": kind,
@@ -112,7 +111,7 @@ class WebhookSender:
             # of a dead worker's job runs the callback first): the end is moments away.
             webhooks.schedule(self.connection, job_id, NOT_ENDED_DELAY)
             return
-        kind, body = self.event(job, meta)
+        kind, body = self.event(job, meta, status)
         attempt = len(past) + 1
         code, error = None, None
         try:
